@@ -1,0 +1,173 @@
+//! Passwords: the rules a new one must meet, and bcrypt on a bounded pool.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+use super::error::AuthError;
+use super::username::Username;
+
+pub const MIN_CHARS: usize = 8;
+pub const MAX_CHARS: usize = 128;
+
+/// Lower-cased passwords of 8 or more characters from the frequency list
+/// that Dropbox's zxcvbn ships (the 11,611 most common that our length rule
+/// lets through).
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("common_passwords.txt").lines().collect());
+
+/// A password in NFKC form. Debug never prints it.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// A password offered at login: normalised, never judged, so that rule
+    /// changes do not lock anyone out.
+    pub fn offered(raw: &str) -> Self {
+        Self(raw.nfkc().collect())
+    }
+
+    /// A new password: 8 to 128 characters, not the username, not common.
+    /// `username` is None when the username itself was invalid.
+    pub fn new_for(raw: &str, username: Option<&Username>) -> Result<Self, String> {
+        let password = Self::offered(raw);
+        let length = password.0.chars().count();
+        if !(MIN_CHARS..=MAX_CHARS).contains(&length) {
+            return Err(format!(
+                "must be {MIN_CHARS} to {MAX_CHARS} characters long"
+            ));
+        }
+        let folded = password.0.to_lowercase();
+        if username.is_some_and(|name| name.as_str().to_lowercase() == folded) {
+            return Err("must not be the same as the username".into());
+        }
+        if COMMON_PASSWORDS.contains(folded.as_str()) {
+            return Err("is too common; choose a less guessable password".into());
+        }
+        Ok(password)
+    }
+
+    /// bcrypt reads at most 72 bytes; a keyed SHA-256 first (base64, 44
+    /// bytes, no NUL) makes every character of a long password count.
+    fn prehashed(&self) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"otpgate/password/v1")
+            .expect("HMAC accepts keys of any length");
+        mac.update(self.0.as_bytes());
+        STANDARD.encode(mac.finalize().into_bytes())
+    }
+}
+
+/// bcrypt on at most `threads` blocking threads at once: a burst of logins
+/// queues here (asynchronously) instead of taking every core from the rest.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    cost: u32,
+    permits: Arc<Semaphore>,
+    /// Verified against when the user does not exist, so an unknown name
+    /// costs exactly what a wrong password does.
+    dummy_hash: Arc<str>,
+}
+
+impl fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("cost", &self.cost)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    pub fn new(cost: u32, threads: usize) -> Result<Self, AuthError> {
+        let dummy = Password::offered("otpgate dummy password for unknown users");
+        let dummy_hash = bcrypt::hash(dummy.prehashed(), cost).map_err(AuthError::internal)?;
+        Ok(Self {
+            cost,
+            permits: Arc::new(Semaphore::new(threads.max(1))),
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: Password) -> Result<String, AuthError> {
+        let cost = self.cost;
+        self.run(move || bcrypt::hash(password.prehashed(), cost))
+            .await?
+            .map_err(AuthError::internal)
+    }
+
+    /// Checks `password` against `stored`, or against the dummy hash when
+    /// there is no such user (always false then).
+    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<bool, AuthError> {
+        let user_exists = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matches = self
+            .run(move || bcrypt::verify(password.prehashed(), &hash))
+            .await?
+            .map_err(AuthError::internal)?;
+        Ok(matches && user_exists)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(AuthError::internal)?;
+        tokio::task::spawn_blocking(move || {
+            // Held until the hash is done, even if the request went away.
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(AuthError::internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enforces_length_in_characters_after_nfkc() {
+        assert!(Password::new_for("short12", None).is_err());
+        assert!(Password::new_for("ééééééé", None).is_err());
+        assert!(Password::new_for("éééééééé", None).is_ok());
+        assert!(Password::new_for(&"x9".repeat(64), None).is_ok());
+        assert!(Password::new_for(&"x9".repeat(65), None).is_err());
+        // U+FB01 (ﬁ) is one character that NFKC turns into two.
+        assert!(Password::new_for("\u{FB01}\u{FB01}\u{FB01}\u{FB01}", None).is_ok());
+    }
+
+    #[test]
+    fn refuses_the_username_and_common_passwords_case_insensitively() {
+        let name = Username::parse("CorrectHorse").unwrap();
+        assert!(Password::new_for("correcthorse", Some(&name)).is_err());
+        assert!(Password::new_for("PASSWORD123", None).is_err());
+        assert!(Password::new_for("Trustno1!", None).is_ok());
+        assert!(Password::new_for("iloveyou", None).is_err());
+    }
+
+    #[test]
+    fn long_passwords_are_not_truncated() {
+        let prefix = "a".repeat(72);
+        let one = Password::offered(&format!("{prefix}one"));
+        let two = Password::offered(&format!("{prefix}two"));
+        let hash = bcrypt::hash(one.prehashed(), 4).unwrap();
+        assert!(bcrypt::verify(one.prehashed(), &hash).unwrap());
+        assert!(!bcrypt::verify(two.prehashed(), &hash).unwrap());
+    }
+}

@@ -1,0 +1,317 @@
+//! Settings from the environment (and `.env`), with CLI flags on top. Every
+//! problem names the variable at fault, so start-up fails with one clear line.
+
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::auth::secret_box::KEY_BYTES;
+use crate::auth::tokens::MIN_SECRET_BYTES;
+use crate::store::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub bind: String,
+    /// None: read or create `<data_dir>/jwt-secret`.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// None: read or create `<data_dir>/encryption-key`.
+    pub encryption_key: Option<[u8; KEY_BYTES]>,
+    pub issuer: String,
+    pub bcrypt_cost: u32,
+    pub pending_ttl_secs: i64,
+    pub access_ttl_secs: i64,
+    pub session_ttl_secs: i64,
+    pub cors_origins: Vec<String>,
+    pub data_dir: PathBuf,
+    pub workers: usize,
+    pub db_pool_size: u32,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url.redacted())
+            .field("bind", &self.bind)
+            .field("issuer", &self.issuer)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("pending_ttl_secs", &self.pending_ttl_secs)
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("cors_origins", &self.cors_origins)
+            .field("data_dir", &self.data_dir)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Values given on the command line; each wins over its variable.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub issuer: Option<String>,
+    pub bcrypt_cost: Option<String>,
+    pub data_dir: Option<String>,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the process environment.
+    pub fn from_env(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok(), overrides)
+    }
+
+    /// Builds the configuration from any source of variables.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let get = |name: &str, over: &Option<String>| {
+            over.clone()
+                .or_else(|| lookup(name))
+                .filter(|value| !value.trim().is_empty())
+        };
+        let data_dir = PathBuf::from(
+            get("OTPGATE_DATA_DIR", &overrides.data_dir).unwrap_or_else(|| "data".into()),
+        );
+        let database_url = match get("DATABASE_URL", &overrides.database_url) {
+            Some(raw) => DatabaseUrl::parse(&raw).map_err(|e| invalid("DATABASE_URL", e))?,
+            None => DatabaseUrl::Sqlite(data_dir.join("otpgate.db")),
+        };
+        let bind = get("OTPGATE_BIND", &overrides.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
+        if bind.to_socket_addrs().is_err() {
+            return Err(invalid("OTPGATE_BIND", format!("{bind:?} is not a host:port address")));
+        }
+        let jwt_secret = match get("OTPGATE_JWT_SECRET", &None) {
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+                return Err(invalid(
+                    "OTPGATE_JWT_SECRET",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                ));
+            }
+            other => other.map(String::into_bytes),
+        };
+        let encryption_key = get("OTPGATE_ENCRYPTION_KEY", &None)
+            .map(|raw| decode_key(&raw).map_err(|e| invalid("OTPGATE_ENCRYPTION_KEY", e)))
+            .transpose()?;
+        let issuer = get("OTPGATE_ISSUER", &overrides.issuer).unwrap_or_else(|| "otpgate".into());
+        if issuer.contains(':') || issuer.chars().any(char::is_control) || issuer.len() > 64 {
+            return Err(invalid(
+                "OTPGATE_ISSUER",
+                "must be at most 64 characters, without ':' or control characters",
+            ));
+        }
+        let bcrypt_cost = number(
+            "OTPGATE_BCRYPT_COST",
+            get("OTPGATE_BCRYPT_COST", &overrides.bcrypt_cost),
+            12,
+            4..=31,
+        )?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Ok(Self {
+            database_url,
+            bind,
+            jwt_secret,
+            encryption_key,
+            issuer,
+            bcrypt_cost: bcrypt_cost as u32,
+            pending_ttl_secs: number(
+                "OTPGATE_PENDING_TTL_SECS",
+                get("OTPGATE_PENDING_TTL_SECS", &None),
+                300,
+                10..=3600,
+            )?,
+            access_ttl_secs: number(
+                "OTPGATE_ACCESS_TTL_SECS",
+                get("OTPGATE_ACCESS_TTL_SECS", &None),
+                900,
+                10..=86_400,
+            )?,
+            session_ttl_secs: number(
+                "OTPGATE_SESSION_TTL_SECS",
+                get("OTPGATE_SESSION_TTL_SECS", &None),
+                30 * 86_400,
+                60..=366 * 86_400,
+            )?,
+            cors_origins: cors_origins(get("OTPGATE_CORS_ORIGINS", &None))?,
+            data_dir,
+            workers: number("OTPGATE_WORKERS", get("OTPGATE_WORKERS", &None), cores as i64, 1..=256)?
+                as usize,
+            db_pool_size: number(
+                "OTPGATE_DB_POOL_SIZE",
+                get("OTPGATE_DB_POOL_SIZE", &None),
+                10,
+                1..=200,
+            )? as u32,
+            log_format: match get("OTPGATE_LOG_FORMAT", &None).as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(_) => return Err(invalid("OTPGATE_LOG_FORMAT", "must be text or json")),
+            },
+        })
+    }
+}
+
+fn number(
+    variable: &'static str,
+    raw: Option<String>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<i64>() {
+        Ok(value) if range.contains(&value) => Ok(value),
+        _ => Err(invalid(
+            variable,
+            format!(
+                "{raw:?} is not a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+fn decode_key(raw: &str) -> Result<[u8; KEY_BYTES], String> {
+    STANDARD
+        .decode(raw.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| format!("must be {KEY_BYTES} bytes, base64-encoded"))
+}
+
+/// Exact origins only (`scheme://host[:port]`): no wildcard, no `null`.
+fn cors_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|origin| !origin.is_empty())
+        .map(|origin| {
+            let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && !origin.contains('*')
+                && origin.split("://").nth(1).is_some_and(|host| !host.is_empty() && !host.contains('/'));
+            if valid {
+                Ok(origin.to_owned())
+            } else {
+                Err(invalid(
+                    "OTPGATE_CORS_ORIGINS",
+                    format!("{origin:?} is not an exact origin like https://app.example.com"),
+                ))
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(
+            |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()),
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_loopback() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080");
+        assert_eq!(config.database_url, DatabaseUrl::Sqlite("data/otpgate.db".into()));
+        assert_eq!(config.bcrypt_cost, 12);
+        assert_eq!(config.pending_ttl_secs, 300);
+        assert_eq!(config.access_ttl_secs, 900);
+        assert!(config.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (name, value) in [
+            ("OTPGATE_BCRYPT_COST", "3"),
+            ("OTPGATE_BCRYPT_COST", "twelve"),
+            ("OTPGATE_JWT_SECRET", "too short"),
+            ("OTPGATE_BIND", "nowhere"),
+            ("OTPGATE_CORS_ORIGINS", "*"),
+            ("OTPGATE_CORS_ORIGINS", "null"),
+            ("OTPGATE_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("DATABASE_URL", "mysql://x"),
+            ("OTPGATE_ACCESS_TTL_SECS", "0"),
+        ] {
+            let error = config(&[(name, value)]).unwrap_err();
+            assert_eq!(error.variable, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        let config = config(&[("DATABASE_URL", "postgres://u:pw@db/otp")]).unwrap();
+        assert!(config.database_url.is_postgres());
+        assert_eq!(config.database_url.redacted(), "postgres://***@db/otp");
+    }
+}
+
+/// Reads a 32-byte key kept (base64) in `<data_dir>/<name>`, creating it
+/// with mode 0600 on first start. Returns the key and whether it is new.
+pub fn load_or_create_key(data_dir: &std::path::Path, name: &str) -> Result<([u8; KEY_BYTES], bool), ConfigError> {
+    use std::io::Write as _;
+    let fail = |message: String| invalid("OTPGATE_DATA_DIR", message);
+    let path = data_dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let key = decode_key(&text).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+            return Ok((key, false));
+        }
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(fail(format!("cannot read {}: {error}", path.display())));
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", data_dir.display())))?;
+    let mut key = [0u8; KEY_BYTES];
+    rand::fill(&mut key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            writeln!(file, "{}", STANDARD.encode(key))
+                .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+            Ok((key, true))
+        }
+        // Another instance created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            load_or_create_key(data_dir, name)
+        }
+        Err(error) => Err(fail(format!("cannot create {}: {error}", path.display()))),
+    }
+}

@@ -1,0 +1,205 @@
+//! Request extractors: JSON objects with per-field validation, bearer
+//! tokens of each kind, and the client's address for the security log.
+
+use std::future::{Ready, ready};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header;
+use actix_web::web::{self, Bytes};
+use actix_web::{FromRequest, HttpRequest};
+use serde_json::{Map, Value};
+
+use super::problem::{ApiError, ErrorCode};
+use crate::auth::flow::Session;
+use crate::auth::tokens::PendingClaims;
+use crate::auth::{Authenticator, ClientInfo, FieldError};
+
+/// The largest body any endpoint reads.
+pub const BODY_LIMIT: usize = 16 * 1024;
+const USER_AGENT_MAX: usize = 256;
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// A request body that is a JSON object, read as fields.
+#[derive(Debug)]
+pub struct JsonObject(Map<String, Value>);
+
+impl JsonObject {
+    pub fn into_fields(self) -> Fields {
+        Fields {
+            object: self.0,
+            errors: Vec::new(),
+        }
+    }
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(mime) = content_type.to_str().unwrap_or("").parse::<mime::Mime>() else {
+        return false;
+    };
+    mime.type_() == mime::APPLICATION
+        && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON))
+}
+
+impl FromRequest for JsonObject {
+    type Error = ApiError;
+    type Future = LocalFuture<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let bytes = Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let body = bytes.await.map_err(|error| match error.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => ApiError::new(ErrorCode::PayloadTooLarge),
+                _ => ApiError::new(ErrorCode::BadRequest)
+                    .with_detail("The request body could not be read."),
+            })?;
+            if body.is_empty() {
+                return Err(ApiError::new(ErrorCode::BadRequest)
+                    .with_detail("A JSON object body is required."));
+            }
+            if !json {
+                return Err(ApiError::new(ErrorCode::UnsupportedMediaType));
+            }
+            let value: Value = serde_json::from_slice(&body).map_err(|error| {
+                ApiError::new(ErrorCode::BadRequest)
+                    .with_detail(format!("The body is not valid JSON: {error}."))
+            })?;
+            match value {
+                Value::Object(object) => Ok(Self(object)),
+                _ => Err(ApiError::validation(vec![FieldError::new(
+                    "body",
+                    "must be a JSON object",
+                )])),
+            }
+        })
+    }
+}
+
+/// Collects one error per invalid field, then fails once with all of them.
+#[derive(Debug)]
+pub struct Fields {
+    object: Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl Fields {
+    /// A required string field, parsed into a domain type.
+    pub fn parse<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let outcome = match self.object.get(name) {
+            None | Some(Value::Null) => Err("is required".to_owned()),
+            Some(Value::String(raw)) => parse(raw),
+            Some(_) => Err("must be a string".to_owned()),
+        };
+        outcome
+            .map_err(|message| self.errors.push(FieldError::new(name, message)))
+            .ok()
+    }
+
+    /// A required, non-empty string field.
+    pub fn text(&mut self, name: &str) -> Option<String> {
+        self.parse(name, |raw| {
+            if raw.is_empty() {
+                Err("must not be empty".to_owned())
+            } else {
+                Ok(raw.to_owned())
+            }
+        })
+    }
+
+    /// The parsed values, or 422 naming every invalid field.
+    pub fn finish<T>(self, parsed: Option<T>) -> Result<T, ApiError> {
+        if !self.errors.is_empty() {
+            return Err(ApiError::validation(self.errors));
+        }
+        parsed.ok_or_else(|| ApiError::new(ErrorCode::Internal))
+    }
+}
+
+/// The token from the one `Authorization: Bearer` header.
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    let value = values.next().ok_or_else(ApiError::missing_token)?;
+    if values.next().is_some() {
+        return Err(ApiError::new(ErrorCode::BadRequest)
+            .with_detail("Send exactly one Authorization header."));
+    }
+    let value = value.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidToken))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken))?;
+    let token = token.trim();
+    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.chars().all(token68) {
+        return Err(ApiError::new(ErrorCode::InvalidToken));
+    }
+    Ok(token)
+}
+
+fn authenticator(req: &HttpRequest) -> Result<&Authenticator, ApiError> {
+    req.app_data::<web::Data<Authenticator>>()
+        .map(|data| data.get_ref())
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal))
+}
+
+/// A signed, unexpired pending-2FA token (whether it is spent is checked by
+/// the step that uses it).
+#[derive(Debug)]
+pub struct PendingToken(pub PendingClaims);
+
+impl FromRequest for PendingToken {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready((|| {
+            let token = bearer_token(req)?;
+            Ok(Self(authenticator(req)?.check_pending_token(token)?))
+        })())
+    }
+}
+
+/// A live session, from a full access token.
+#[derive(Debug)]
+pub struct AccessSession(pub Session);
+
+impl FromRequest for AccessSession {
+    type Error = ApiError;
+    type Future = LocalFuture<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let checked = bearer_token(req)
+            .map(str::to_owned)
+            .and_then(|token| Ok((token, authenticator(req)?.clone())));
+        Box::pin(async move {
+            let (token, auth) = checked?;
+            Ok(Self(auth.authenticate(&token).await?))
+        })
+    }
+}
+
+/// Who is calling, for the security log.
+#[derive(Debug)]
+pub struct Client(pub ClientInfo);
+
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|agent| agent.chars().take(USER_AGENT_MAX).collect());
+        ready(Ok(Self(ClientInfo {
+            ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+            user_agent,
+        })))
+    }
+}

@@ -1,0 +1,131 @@
+//! The HTTP surface: routes (each registered together with its OpenAPI
+//! entry), extractors, middleware and the problem+json error mapping.
+
+pub mod extract;
+pub mod middleware;
+pub mod problem;
+pub mod routes;
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, web};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt, scope};
+
+use problem::{ApiError, ErrorCode};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "otpgate",
+        description = "Password + TOTP two-factor authentication as a JSON API. \
+            Register or log in to get a pending-2FA token, enrol with `/2fa/setup`, \
+            exchange a code at `/2fa/verify` for an access token. Errors are RFC 9457 \
+            `application/problem+json` with a stable `code`.",
+        license(name = "MIT", identifier = "MIT")
+    ),
+    modifiers(&BearerSchemes),
+    tags(
+        (name = "auth", description = "Registration, password login and sessions"),
+        (name = "two-factor", description = "TOTP enrolment and verification"),
+        (name = "account", description = "The signed-in user"),
+        (name = "system", description = "Health and readiness")
+    )
+)]
+struct ApiDoc;
+
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = |description: &str| {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.bearer_format = Some("JWT".into());
+            http.description = Some(description.into());
+            SecurityScheme::Http(http)
+        };
+        components.add_security_scheme(
+            "pending_token",
+            scheme(
+                "Pending-2FA JWT from register or login: good only for the /api/v1/2fa \
+                 steps, single-use, 5 minutes.",
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            scheme("Access JWT issued after a verified second factor (aal2), 15 minutes."),
+        );
+    }
+}
+
+/// Registers every route; utoipa-actix-web records each one's OpenAPI entry
+/// at the same time, so no route exists without its description.
+pub fn routes(config: &mut ServiceConfig) {
+    config
+        .service(
+            scope::scope("/api/v1")
+                .service(routes::auth::register)
+                .service(routes::auth::login)
+                .service(routes::auth::logout)
+                .service(routes::two_factor::setup)
+                .service(routes::two_factor::verify)
+                .service(routes::account::me),
+        )
+        .service(routes::system::healthz)
+        .service(routes::system::readyz);
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    api
+}
+
+/// Methods served per path, so an unmatched request can tell 404 from 405.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable(BTreeMap<String, Vec<String>>);
+
+impl RouteTable {
+    pub fn from_openapi(api: &utoipa::openapi::OpenApi) -> Self {
+        let mut table = BTreeMap::new();
+        for (path, item) in &api.paths.paths {
+            let methods = serde_json::to_value(item)
+                .ok()
+                .and_then(|value| value.as_object().cloned())
+                .map(|object| {
+                    object
+                        .keys()
+                        .filter(|key| {
+                            ["get", "post", "put", "patch", "delete"].contains(&key.as_str())
+                        })
+                        .map(|key| key.to_uppercase())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            table.insert(path.clone(), methods);
+        }
+        Self(table)
+    }
+
+    pub fn add(&mut self, path: &str, method: &str) {
+        self.0.entry(path.to_owned()).or_default().push(method.to_owned());
+    }
+}
+
+/// Anything no route matched: 405 with `Allow` for a known path, else 404.
+pub async fn unmatched(
+    req: HttpRequest,
+    table: web::Data<RouteTable>,
+) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(match table.0.get(req.path()) {
+        Some(methods) if !methods.is_empty() => ApiError::method_not_allowed(methods.join(", ")),
+        _ => ApiError::new(ErrorCode::NotFound),
+    })
+}

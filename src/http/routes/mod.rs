@@ -1,0 +1,83 @@
+//! Handlers, thin: parse, call the authenticator, shape the answer.
+
+pub mod account;
+pub mod auth;
+pub mod system;
+pub mod two_factor;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::flow::{Account, NextStep, PendingGrant};
+
+/// A user account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    #[schema(format = Uuid, example = "0b9f1d4e-3c1a-4f7e-9a53-2d1c8e4b7a10")]
+    pub id: String,
+    /// Trimmed NFKC form, case as first registered.
+    #[schema(example = "alice@example.org")]
+    pub username: String,
+    pub two_factor_enabled: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Account> for User {
+    fn from(account: Account) -> Self {
+        Self {
+            id: account.id,
+            username: account.username,
+            two_factor_enabled: account.two_factor_enabled,
+            created_at: account.created_at,
+        }
+    }
+}
+
+/// What the client must do next with its pending token.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum NextStepName {
+    /// Call `POST /api/v1/2fa/setup`, then `POST /api/v1/2fa/verify`.
+    #[serde(rename = "setup_2fa")]
+    Setup2fa,
+    /// Call `POST /api/v1/2fa/verify` (or `/2fa/recover`).
+    #[serde(rename = "verify_2fa")]
+    Verify2fa,
+}
+
+impl From<NextStep> for NextStepName {
+    fn from(step: NextStep) -> Self {
+        match step {
+            NextStep::SetupTwoFactor => Self::Setup2fa,
+            NextStep::VerifyTwoFactor => Self::Verify2fa,
+        }
+    }
+}
+
+/// Always `Bearer`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub enum TokenType {
+    Bearer,
+}
+
+/// A pending-2FA token: good only for the `/api/v1/2fa/*` steps.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingTokenResponse {
+    /// Short-lived JWT for the second-factor step; never grants access.
+    pub pending_token: String,
+    pub token_type: TokenType,
+    /// Seconds until the pending token expires.
+    #[schema(example = 300)]
+    pub expires_in: i64,
+    pub next_step: NextStepName,
+}
+
+impl From<PendingGrant> for PendingTokenResponse {
+    fn from(grant: PendingGrant) -> Self {
+        Self {
+            pending_token: grant.token,
+            token_type: TokenType::Bearer,
+            expires_in: grant.expires_in,
+            next_step: grant.next_step.into(),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! otpgate: password + TOTP two-factor authentication as a JSON REST API.
+//!
+//! [`Application`] builds the whole server so that `main` and the
+//! integration tests start exactly the same thing.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context as _;
+use utoipa_actix_web::AppExt;
+
+use auth::flow::FlowSettings;
+use auth::password::PasswordHasher;
+use auth::secret_box::SecretBox;
+use auth::tokens::TokenKeys;
+use auth::{Authenticator, Clock, SystemClock};
+use config::{Config, load_or_create_key};
+use store::Store;
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    server: actix_web::dev::Server,
+    addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the domain's clock supplied (tests
+    /// use it to stand at a chosen TOTP step).
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let authenticator = build_authenticator(&config, clock).await?;
+        let openapi = http::openapi();
+        let openapi_json = web::Data::new(openapi_json(&openapi));
+        let mut routes = http::RouteTable::from_openapi(&openapi);
+        routes.add("/openapi.json", "GET");
+        let routes = web::Data::new(routes);
+        let authenticator = web::Data::new(authenticator);
+        let cors_origins = config.cors_origins.clone();
+
+        let listener = TcpListener::bind(&config.bind)
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::middleware::limit_body))
+                .wrap(cors(&cors_origins))
+                .wrap(from_fn(http::middleware::problem_fallback))
+                .wrap(http::middleware::security_headers())
+                .wrap(from_fn(http::middleware::log_request))
+                .app_data(authenticator.clone())
+                .app_data(routes.clone())
+                .app_data(openapi_json.clone())
+                .app_data(web::PayloadConfig::new(http::extract::BODY_LIMIT))
+                .into_utoipa_app()
+                .configure(http::routes)
+                .into_app()
+                .route("/openapi.json", web::get().to(serve_openapi))
+                .default_service(web::to(http::unmatched))
+        })
+        .workers(config.workers)
+        // A client that trickles its request (slowloris) is cut off.
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        tracing::info!(%addr, database = %config.database_url.redacted(), "otpgate listening");
+        Ok(Self { server, addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn build_authenticator(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Authenticator> {
+    let jwt_secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let (key, created) = load_or_create_key(&config.data_dir, "jwt-secret")?;
+            if created {
+                tracing::warn!(
+                    path = %config.data_dir.join("jwt-secret").display(),
+                    "OTPGATE_JWT_SECRET is not set: generated a random JWT secret and saved it \
+                     (mode 0600); set OTPGATE_JWT_SECRET to share one across instances"
+                );
+            }
+            key.to_vec()
+        }
+    };
+    let encryption_key = match config.encryption_key {
+        Some(key) => key,
+        None => {
+            let (key, created) = load_or_create_key(&config.data_dir, "encryption-key")?;
+            if created {
+                tracing::warn!(
+                    path = %config.data_dir.join("encryption-key").display(),
+                    "OTPGATE_ENCRYPTION_KEY is not set: generated a random key for TOTP secrets \
+                     and saved it (mode 0600); back it up, it cannot be recovered"
+                );
+            }
+            key
+        }
+    };
+    let url = config.database_url.clone();
+    let pool_size = config.db_pool_size;
+    let store = tokio::task::spawn_blocking(move || Store::open(&url, pool_size))
+        .await?
+        .context("cannot open the database")?;
+    let cost = config.bcrypt_cost;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads))
+        .await??;
+    let tokens = TokenKeys::hs256(&jwt_secret, &config.issuer)?;
+    let settings = FlowSettings {
+        issuer: config.issuer.clone(),
+        pending_ttl: chrono::Duration::seconds(config.pending_ttl_secs),
+        access_ttl: chrono::Duration::seconds(config.access_ttl_secs),
+        session_ttl: chrono::Duration::seconds(config.session_ttl_secs),
+    };
+    Ok(Authenticator::new(
+        store,
+        hasher,
+        tokens,
+        SecretBox::new(encryption_key),
+        clock,
+        settings,
+    ))
+}
+
+/// CORS for the configured exact origins only; with none, no cross-origin
+/// access. A disallowed origin gets no CORS headers (the browser then
+/// withholds the response) rather than an error.
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+        ])
+        .expose_headers(["www-authenticate", "retry-after", "x-request-id"])
+        .block_on_origin_mismatch(false)
+        .max_age(600)
+}
+
+/// The OpenAPI document as committed in `openapi/openapi.json`.
+pub fn openapi_json(api: &utoipa::openapi::OpenApi) -> String {
+    let mut json = api.to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+async fn serve_openapi(document: web::Data<String>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(document.get_ref().clone())
+}

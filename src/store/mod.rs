@@ -1,0 +1,295 @@
+//! Persistence: diesel over one pool that speaks SQLite or PostgreSQL, picked
+//! from the database URL. Everything here is synchronous and runs on tokio's
+//! blocking threads through [`Store::read`] and [`Store::transaction`].
+
+pub mod events;
+pub mod pending;
+pub mod schema;
+pub mod sessions;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, R2D2Connection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Arbitrary constant naming the advisory lock that serialises migrations
+/// when several instances start against one PostgreSQL at once.
+const MIGRATION_LOCK_ID: i64 = 0x6f74_7067_6174_65;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Where the data lives; the backend follows the URL's scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseUrl {
+    /// `postgres://` or `postgresql://` selects PostgreSQL; anything else is a
+    /// SQLite path, with or without a `sqlite://` prefix.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .unwrap_or(raw);
+        if path.is_empty() {
+            return Err("the SQLite path is empty".into());
+        }
+        if path.contains("://") {
+            return Err("unsupported scheme (use postgres://, sqlite:// or a file path)".into());
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// A form safe to log: no password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme_end), Some(at)) if at > scheme_end => {
+                    format!("{}://***{}", &url[..scheme_end], &url[at..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("unique constraint violated")]
+    UniqueViolation,
+    #[error("database query failed: {0}")]
+    Query(#[source] DieselError),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("blocking database task failed: {0}")]
+    Task(String),
+}
+
+impl From<DieselError> for StoreError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                Self::UniqueViolation
+            }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::BrokenTransactionManager => Self::Unavailable(error.to_string()),
+            _ => Self::Query(error),
+        }
+    }
+}
+
+/// Opens connections of the backend the URL names. diesel's own
+/// `MultiConnection::establish` tries every backend in turn and reports the
+/// last failure, which hides why PostgreSQL refused.
+#[derive(Debug)]
+struct ConnectionFactory {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for ConnectionFactory {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgres)
+                .map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(r2d2::Error::ConnectionError)?;
+                // Per-connection settings; WAL is a property of the file and
+                // is set once in `Store::open`.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
+                     PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+/// Handle on the database: cheap to clone, shared by every worker.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<ConnectionFactory>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects, brings the schema up to date and builds the pool.
+    pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
+        let factory = ConnectionFactory { url: url.clone() };
+        if let DatabaseUrl::Sqlite(path) = url {
+            create_parent_dir(path)?;
+        }
+        let mut first = factory
+            .connect()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if let DbConnection::Sqlite(conn) = &mut first {
+            // Readers never block the writer, and vice versa.
+            conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+        }
+        run_migrations(&mut first)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(3))
+            .test_on_check_out(false)
+            .build(factory)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations and returns how many ran.
+    pub fn migrate(url: &DatabaseUrl) -> Result<usize, StoreError> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            create_parent_dir(path)?;
+        }
+        let mut conn = ConnectionFactory { url: url.clone() }
+            .connect()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        run_migrations(&mut conn)
+    }
+
+    /// Runs `work` on a pooled connection on a blocking thread.
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `work` in one write transaction: all of it commits or none does.
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.read(move |conn| write_transaction(conn, work)).await
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.ping().map_err(StoreError::from))
+            .await
+    }
+}
+
+/// SQLite transactions that write must take the write lock up front
+/// (`BEGIN IMMEDIATE`): a deferred one that reads first and then writes fails
+/// with SQLITE_BUSY, without waiting, when another writer got in between.
+fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+                .map_err(StoreError::from)?;
+        }
+        DbConnection::Postgres(_) => {
+            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)
+                .map_err(StoreError::from)?;
+        }
+    }
+    match work(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(StoreError::from)?;
+            Ok(value)
+        }
+        Err(error) => {
+            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+                .map_err(StoreError::from)?;
+            Err(error)
+        }
+    }
+}
+
+fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| {
+        StoreError::Migration(e.to_string())
+    };
+    match conn {
+        DbConnection::Sqlite(conn) => conn
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|applied| applied.len())
+            .map_err(migration_error),
+        DbConnection::Postgres(conn) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_ID})"))
+                .execute(conn)?;
+            let applied = conn
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|applied| applied.len())
+                .map_err(migration_error);
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})"))
+                .execute(conn)?;
+            applied
+        }
+    }
+}
+
+fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))),
+        _ => Ok(()),
+    }
+}

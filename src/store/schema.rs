@@ -1,0 +1,53 @@
+// Kept to the types diesel's MultiConnection carries on both backends.
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        username -> Text,
+        username_key -> Text,
+        password_hash -> Text,
+        totp_secret -> Nullable<Binary>,
+        totp_key_id -> Nullable<Text>,
+        two_factor_enabled -> Bool,
+        totp_last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pending_tokens (jti) {
+        jti -> Text,
+        user_id -> Text,
+        failed_attempts -> Integer,
+        consumed_at -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        amr -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    auth_events (id) {
+        id -> BigInt,
+        user_id -> Text,
+        event_type -> Text,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(pending_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(auth_events -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, pending_tokens, sessions, auth_events);
