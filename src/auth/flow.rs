@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::audit::{ClientInfo, SecurityEvent};
@@ -144,8 +144,9 @@ impl Authenticator {
         &self.inner.store
     }
 
+    /// Microsecond precision: what both databases store.
     fn now(&self) -> DateTime<Utc> {
-        self.inner.clock.now()
+        self.inner.clock.now().trunc_subsecs(6)
     }
 
     /// Creates the account and hands out its first pending token.
@@ -247,7 +248,7 @@ impl Authenticator {
     pub fn check_pending_token(&self, token: &str) -> Result<PendingClaims, AuthError> {
         self.inner
             .tokens
-            .verify_pending(token)
+            .verify_pending(token, self.now().timestamp())
             .map_err(|_| AuthError::InvalidToken)
     }
 
@@ -340,7 +341,7 @@ impl Authenticator {
         let claims = self
             .inner
             .tokens
-            .verify_access(token)
+            .verify_access(token, self.now().timestamp())
             .map_err(|rejection| match rejection {
                 TokenRejection::SecondFactorMissing => AuthError::TwoFactorRequired,
                 TokenRejection::Invalid => AuthError::InvalidToken,

@@ -94,13 +94,15 @@ impl TokenKeys {
         self.sign(ACCESS_TYP, claims)
     }
 
-    pub fn verify_pending(&self, token: &str) -> Result<PendingClaims, TokenRejection> {
-        self.verify(token, PENDING_TYP, PENDING_AUDIENCE)
+    /// Checks a pending token at time `now` (Unix seconds).
+    pub fn verify_pending(&self, token: &str, now: i64) -> Result<PendingClaims, TokenRejection> {
+        self.verify(token, PENDING_TYP, PENDING_AUDIENCE, now)
     }
 
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
-        self.verify(token, ACCESS_TYP, ACCESS_AUDIENCE).map_err(|rejection| {
-            if self.verify_pending(token).is_ok() {
+    /// Checks an access token at time `now` (Unix seconds).
+    pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenRejection> {
+        self.verify(token, ACCESS_TYP, ACCESS_AUDIENCE, now).map_err(|rejection| {
+            if self.verify_pending(token, now).is_ok() {
                 TokenRejection::SecondFactorMissing
             } else {
                 rejection
@@ -116,11 +118,12 @@ impl TokenKeys {
         encode(&header, claims, &self.encoding).map_err(AuthError::internal)
     }
 
-    fn verify<T: DeserializeOwned + IssuedAt>(
+    fn verify<T: DeserializeOwned + TimeClaims>(
         &self,
         token: &str,
         typ: &str,
         audience: &str,
+        now: i64,
     ) -> Result<T, TokenRejection> {
         let header = decode_header(token).map_err(|_| TokenRejection::Invalid)?;
         // Only our own algorithm and kind; never a key named by the token.
@@ -136,34 +139,38 @@ impl TokenKeys {
             return Err(TokenRejection::Invalid);
         }
         let mut validation = Validation::new(self.algorithm);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
+        // Times are checked below against the domain's clock, not the
+        // library's, so that they agree with everything else the flow does.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         let claims = decode::<T>(token, &self.decoding, &validation)
             .map_err(|_| TokenRejection::Invalid)?
             .claims;
-        let now = jsonwebtoken::get_current_timestamp() as i64;
-        if claims.issued_at() > now + LEEWAY_SECS as i64 {
+        let leeway = LEEWAY_SECS as i64;
+        let (iat, nbf, exp) = claims.times();
+        if exp + leeway <= now || nbf - leeway > now || iat - leeway > now {
             return Err(TokenRejection::Invalid);
         }
         Ok(claims)
     }
 }
 
-trait IssuedAt {
-    fn issued_at(&self) -> i64;
+/// `(iat, nbf, exp)` of a token's claims.
+trait TimeClaims {
+    fn times(&self) -> (i64, i64, i64);
 }
 
-impl IssuedAt for PendingClaims {
-    fn issued_at(&self) -> i64 {
-        self.iat
+impl TimeClaims for PendingClaims {
+    fn times(&self) -> (i64, i64, i64) {
+        (self.iat, self.nbf, self.exp)
     }
 }
 
-impl IssuedAt for AccessClaims {
-    fn issued_at(&self) -> i64 {
-        self.iat
+impl TimeClaims for AccessClaims {
+    fn times(&self) -> (i64, i64, i64) {
+        (self.iat, self.nbf, self.exp)
     }
 }

@@ -1,0 +1,282 @@
+//! The two-factor flow end to end.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+async fn happy_path(app: TestApp) {
+    let name = unique_name("Alice");
+    let registered = app.register(&name).await;
+    assert_eq!(registered["next_step"], "setup_2fa");
+    assert_eq!(registered["token_type"], "Bearer");
+    assert_eq!(registered["expires_in"], 300);
+    assert_eq!(registered["user"]["username"], name.as_str());
+    assert_eq!(registered["user"]["two_factor_enabled"], false);
+    uuid::Uuid::parse_str(registered["user"]["id"].as_str().unwrap()).expect("id is a UUID");
+    let pending = registered["pending_token"].as_str().unwrap();
+
+    let setup = app.setup(pending).await;
+    let secret = setup["secret"].as_str().unwrap();
+    assert_eq!(secret.len(), 32, "160 bits of unpadded base32");
+    assert_eq!(setup["algorithm"], "SHA1");
+    assert_eq!(setup["digits"], 6);
+    assert_eq!(setup["period"], 30);
+    assert_eq!(setup["issuer"], "otpgate");
+    assert_eq!(setup["account_name"], name.as_str());
+    let uri = setup["otpauth_uri"].as_str().unwrap();
+    assert_eq!(
+        uri,
+        format!(
+            "otpauth://totp/otpgate:{name}?secret={secret}&issuer=otpgate&algorithm=SHA1&digits=6&period=30"
+        )
+    );
+    let png = STANDARD.decode(setup["qr_png_base64"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        setup["qr_data_uri"],
+        format!("data:image/png;base64,{}", setup["qr_png_base64"].as_str().unwrap())
+    );
+    assert_eq!(decode_qr(&png), uri, "the QR code encodes exactly the URI");
+
+    // /me refuses the pending token until the second factor is done.
+    let response = app.get("/api/v1/me", Some(pending)).await;
+    assert_problem(response, 403, "two_factor_required").await;
+
+    let response = app.verify(pending, &app.code(secret, 0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let access = tokens["access_token"].as_str().unwrap();
+
+    let response = app.get("/api/v1/me", Some(access)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["id"], registered["user"]["id"]);
+    assert_eq!(me["username"], name.as_str());
+    assert_eq!(me["two_factor_enabled"], true);
+    assert_eq!(me["created_at"], registered["user"]["created_at"]);
+
+    // The pending token was spent by the verification.
+    let response = app.verify(pending, &app.code(secret, 1)).await;
+    assert_problem(response, 401, "invalid_token").await;
+
+    let response = app.request(Method::POST, "/api/v1/auth/logout", Some(access), None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = app.get("/api/v1/me", Some(access)).await;
+    assert_problem(response, 401, "invalid_token").await;
+
+    // Next login asks for a code, and a fresh code opens a new session.
+    let login = app.login(&name).await;
+    assert_eq!(login["next_step"], "verify_2fa");
+    let pending = login["pending_token"].as_str().unwrap();
+    let response = app.request(Method::POST, "/api/v1/2fa/setup", Some(pending), None).await;
+    assert_problem(response, 409, "two_factor_already_enabled").await;
+    app.advance_steps(1);
+    let response = app.verify(pending, &app.code(secret, 0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+fn decode_qr(png: &[u8]) -> String {
+    let image = image::load_from_memory(png).expect("a PNG").to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(image);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("QR decodes").1
+}
+
+async fn setup_returns_the_same_secret_until_enabled(app: TestApp) {
+    let registered = app.register(&unique_name("bob")).await;
+    let pending = registered["pending_token"].as_str().unwrap();
+    let first = app.setup(pending).await;
+    let second = app.setup(pending).await;
+    assert_eq!(first["secret"], second["secret"]);
+    // A second pending token (a new login) sees the same secret too.
+    let name = registered["user"]["username"].as_str().unwrap();
+    let login = app.login(name).await;
+    assert_eq!(login["next_step"], "setup_2fa");
+    let third = app.setup(login["pending_token"].as_str().unwrap()).await;
+    assert_eq!(first["secret"], third["secret"]);
+}
+
+async fn verify_before_setup_is_a_conflict(app: TestApp) {
+    let registered = app.register(&unique_name("carol")).await;
+    let pending = registered["pending_token"].as_str().unwrap();
+    let response = app.verify(pending, "123456").await;
+    assert_problem(response, 409, "two_factor_setup_required").await;
+}
+
+async fn codes_one_step_either_side_are_accepted(app: TestApp) {
+    for offset in [-1, 0, 1] {
+        let name = unique_name("drift");
+        let registered = app.register(&name).await;
+        let pending = registered["pending_token"].as_str().unwrap();
+        let secret = app.setup(pending).await["secret"].as_str().unwrap().to_owned();
+        let response = app.verify(pending, &app.code(&secret, offset)).await;
+        assert_eq!(response.status(), StatusCode::OK, "offset {offset}");
+    }
+}
+
+async fn codes_two_steps_away_are_refused(app: TestApp) {
+    let registered = app.register(&unique_name("far")).await;
+    let pending = registered["pending_token"].as_str().unwrap();
+    let secret = app.setup(pending).await["secret"].as_str().unwrap().to_owned();
+    let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
+    for offset in [-2, 2] {
+        let code = app.code(&secret, offset);
+        if near.contains(&code) {
+            continue; // One in a million: the far code equals a near one.
+        }
+        let response = app.verify(pending, &code).await;
+        assert_problem(response, 401, "invalid_otp").await;
+    }
+    // Those failures did not spend the token: a right code still works.
+    let response = app.verify(pending, &app.code(&secret, 0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn a_code_is_accepted_once(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("replay")).await;
+    // enrolled_user used the code of the previous step; the clock moved on
+    // one step, so that code is still inside the window but already spent.
+    let login = app.login(&user.username).await;
+    let pending = login["pending_token"].as_str().unwrap();
+    let response = app.verify(pending, &app.code(&user.secret, -1)).await;
+    assert_problem(response, 401, "invalid_otp").await;
+    let response = app.verify(pending, &app.code(&user.secret, 0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // And once more with a fresh pending token: the same code again fails,
+    // so does any older step.
+    let login = app.login(&user.username).await;
+    let pending = login["pending_token"].as_str().unwrap();
+    for offset in [-1, 0] {
+        let response = app.verify(pending, &app.code(&user.secret, offset)).await;
+        assert_problem(response, 401, "invalid_otp").await;
+    }
+    let response = app.verify(pending, &app.code(&user.secret, 1)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn twenty_parallel_submissions_of_one_code_succeed_once(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("race")).await;
+    let mut pendings = Vec::new();
+    for _ in 0..20 {
+        let login = app.login(&user.username).await;
+        pendings.push(login["pending_token"].as_str().unwrap().to_owned());
+    }
+    let code = app.code(&user.secret, 0);
+    let app = std::sync::Arc::new(app);
+    let attempts: Vec<_> = pendings
+        .into_iter()
+        .map(|pending| {
+            let app = app.clone();
+            let code = code.clone();
+            tokio::spawn(async move { app.verify(&pending, &code).await.status() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    assert_eq!((ok, refused), (1, 19), "{statuses:?}");
+}
+
+async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) {
+    let registered = app.register(&unique_name("race1")).await;
+    let pending = registered["pending_token"].as_str().unwrap().to_owned();
+    let secret = app.setup(&pending).await["secret"].as_str().unwrap().to_owned();
+    let codes: Vec<String> = (-1..=1).map(|offset| app.code(&secret, offset)).collect();
+    let app = std::sync::Arc::new(app);
+    let attempts: Vec<_> = (0..20)
+        .map(|i| {
+            let app = app.clone();
+            let pending = pending.clone();
+            let code = codes[i % 3].clone();
+            tokio::spawn(async move { app.verify(&pending, &code).await.status() })
+        })
+        .collect();
+    let mut ok = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap() == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+}
+
+async fn five_wrong_codes_kill_the_pending_token(app: TestApp) {
+    let registered = app.register(&unique_name("guess")).await;
+    let pending = registered["pending_token"].as_str().unwrap();
+    let secret = app.setup(pending).await["secret"].as_str().unwrap().to_owned();
+    let right = app.code(&secret, 0);
+    let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
+    let wrong = (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .filter(|code| !near.contains(code))
+        .take(5);
+    for code in wrong {
+        let response = app.verify(pending, &code).await;
+        assert_problem(response, 401, "invalid_otp").await;
+    }
+    let response = app.verify(pending, &right).await;
+    assert_problem(response, 401, "invalid_token").await;
+    let response = app.request(Method::POST, "/api/v1/2fa/setup", Some(pending), None).await;
+    assert_problem(response, 401, "invalid_token").await;
+}
+
+async fn code_format_is_validated(app: TestApp) {
+    let registered = app.register(&unique_name("format")).await;
+    let pending = registered["pending_token"].as_str().unwrap();
+    app.setup(pending).await;
+    for bad in [json!("12345"), json!("1234567"), json!("12345a"), json!(123456), json!("１２３４５６"), json!(null)] {
+        let response = app.post("/api/v1/2fa/verify", Some(pending), json!({"code": bad})).await;
+        let body = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "code", "{bad}");
+    }
+}
+
+async fn long_passwords_are_not_truncated(app: TestApp) {
+    let name = unique_name("long");
+    let prefix = "p".repeat(72);
+    let response = app
+        .post("/api/v1/auth/register", None, json!({"username": name, "password": format!("{prefix}-one")}))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = app
+        .post("/api/v1/auth/login", None, json!({"username": name, "password": format!("{prefix}-two")}))
+        .await;
+    assert_problem(response, 401, "invalid_credentials").await;
+    let response = app
+        .post("/api/v1/auth/login", None, json!({"username": name.to_uppercase(), "password": format!("{prefix}-one")}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "usernames compare case-insensitively");
+}
+
+async fn a_failed_registration_writes_nothing(app: TestApp) {
+    let name = unique_name("atomic");
+    let response = app
+        .post("/api/v1/auth/register", None, json!({"username": name, "password": "short"}))
+        .await;
+    assert_problem(response, 422, "validation_failed").await;
+    // The name is still free.
+    app.register(&name).await;
+}
+
+on_both_backends!(
+    happy_path,
+    setup_returns_the_same_secret_until_enabled,
+    verify_before_setup_is_a_conflict,
+    codes_one_step_either_side_are_accepted,
+    codes_two_steps_away_are_refused,
+    a_code_is_accepted_once,
+    twenty_parallel_submissions_of_one_code_succeed_once,
+    one_pending_token_raced_by_twenty_requests_succeeds_once,
+    five_wrong_codes_kill_the_pending_token,
+    code_format_is_validated,
+    long_passwords_are_not_truncated,
+    a_failed_registration_writes_nothing,
+);

@@ -1,0 +1,290 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use hmac::{Hmac, Mac};
+use otpgate::Application;
+use otpgate::auth::ManualClock;
+use otpgate::config::{Config, Overrides};
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use sha1::Sha1;
+
+pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `mod <test> { sqlite, postgres }` for each async test function
+/// taking a `TestApp`. The PostgreSQL variant runs when
+/// OTPGATE_TEST_POSTGRES_URL is set (as `.ci/run` does) and fails if that
+/// server cannot be reached.
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Sqlite).await;
+                    super::$test(app.expect("SQLite is always available")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    match crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await {
+                        Some(app) => super::$test(app).await,
+                        None => eprintln!("OTPGATE_TEST_POSTGRES_URL unset: PostgreSQL variant not run"),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub backend: Backend,
+    pub database_url: String,
+    _data_dir: tempfile::TempDir,
+    _database: Option<PostgresDatabase>,
+}
+
+/// A database of its own on the test PostgreSQL server, dropped afterwards.
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
+                .execute(&mut conn);
+        }
+    }
+}
+
+fn postgres_database() -> Option<(String, PostgresDatabase)> {
+    let admin_url = std::env::var("OTPGATE_TEST_POSTGRES_URL").ok()?;
+    let name = format!("otpgate_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = PgConnection::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("OTPGATE_TEST_POSTGRES_URL is set but unreachable: {e}"));
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .expect("create test database");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("OTPGATE_TEST_POSTGRES_URL ends in /<database>");
+    Some((format!("{base}/{name}"), PostgresDatabase { admin_url, name }))
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra environment settings.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<Self> {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, database) = match backend {
+            Backend::Sqlite => (data_dir.path().join("otpgate.db").display().to_string(), None),
+            Backend::Postgres => {
+                let (url, database) = tokio::task::spawn_blocking(postgres_database)
+                    .await
+                    .unwrap()?;
+                (url, Some(database))
+            }
+        };
+        let data_dir_path = data_dir.path().display().to_string();
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", database_url.as_str()),
+            ("OTPGATE_DATA_DIR", data_dir_path.as_str()),
+            ("OTPGATE_BIND", "127.0.0.1:0"),
+            ("OTPGATE_BCRYPT_COST", "4"),
+            ("OTPGATE_WORKERS", "2"),
+            ("OTPGATE_DB_POOL_SIZE", "8"),
+            ("OTPGATE_JWT_SECRET", JWT_SECRET),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|name| vars.get(name).cloned(), &Overrides::default())
+            .expect("test configuration");
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let app = Application::build_with_clock(config, clock.clone())
+            .await
+            .expect("server starts");
+        let address = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped());
+        Some(Self {
+            address,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            clock,
+            backend,
+            database_url,
+            _data_dir: data_dir,
+            _database: database,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    /// Registers and returns the 201 body.
+    pub async fn register(&self, username: &str) -> Value {
+        let response = self
+            .post("/api/v1/auth/register", None, json!({"username": username, "password": PASSWORD}))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "register {username}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn login(&self, username: &str) -> Value {
+        let response = self
+            .post("/api/v1/auth/login", None, json!({"username": username, "password": PASSWORD}))
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "login {username}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn setup(&self, pending_token: &str) -> Value {
+        let response = self.request(Method::POST, "/api/v1/2fa/setup", Some(pending_token), None).await;
+        assert_eq!(response.status(), StatusCode::OK, "setup");
+        response.json().await.unwrap()
+    }
+
+    pub async fn verify(&self, pending_token: &str, code: &str) -> Response {
+        self.post("/api/v1/2fa/verify", Some(pending_token), json!({"code": code})).await
+    }
+
+    /// The code for the server clock's step plus `offset`.
+    pub fn code(&self, secret: &str, offset: i64) -> String {
+        totp_code(secret, step_of(self.clock_now()) + offset)
+    }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use otpgate::auth::Clock;
+        self.clock.now()
+    }
+
+    /// Moves the server's clock by whole TOTP steps.
+    pub fn advance_steps(&self, steps: i64) {
+        self.clock.advance(chrono::Duration::seconds(30 * steps));
+    }
+
+    /// Registers, enrols and verifies: a user with 2FA on and a session.
+    pub async fn enrolled_user(&self, username: &str) -> EnrolledUser {
+        let registered = self.register(username).await;
+        let pending = registered["pending_token"].as_str().unwrap();
+        let setup = self.setup(pending).await;
+        let secret = setup["secret"].as_str().unwrap().to_owned();
+        let response = self.verify(pending, &self.code(&secret, 0)).await;
+        assert_eq!(response.status(), StatusCode::OK, "first verify");
+        let tokens: Value = response.json().await.unwrap();
+        // The next code must come from a later step (no replay).
+        self.advance_steps(1);
+        EnrolledUser {
+            username: username.to_owned(),
+            user_id: registered["user"]["id"].as_str().unwrap().to_owned(),
+            secret,
+            tokens,
+        }
+    }
+}
+
+pub struct EnrolledUser {
+    pub username: String,
+    pub user_id: String,
+    pub secret: String,
+    pub tokens: Value,
+}
+
+impl EnrolledUser {
+    pub fn access_token(&self) -> &str {
+        self.tokens["access_token"].as_str().unwrap()
+    }
+}
+
+pub fn step_of(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(30)
+}
+
+/// RFC 6238 / RFC 4226, written here independently of the server's code.
+pub fn totp_code(secret_base32: &str, step: i64) -> String {
+    let secret = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, secret_base32)
+        .expect("base32 secret");
+    let mut mac = Hmac::<Sha1>::new_from_slice(&secret).unwrap();
+    mac.update(&(step as u64).to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let binary = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    format!("{:06}", binary % 1_000_000)
+}
+
+/// Status, `code` and content type of a problem+json answer.
+pub async fn problem(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(content_type, "application/problem+json", "status {status}");
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert_eq!(body["type"], "about:blank");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    (status, body)
+}
+
+/// Asserts a problem answer with this status and code; returns the body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    let (actual, body) = problem(response).await;
+    assert_eq!(actual.as_u16(), status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    body
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}

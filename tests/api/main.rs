@@ -1,0 +1,10 @@
+//! Integration tests: each starts the real server on port 0 with a fresh
+//! database (a SQLite file, and a PostgreSQL database when
+//! OTPGATE_TEST_POSTGRES_URL is set) and drives it over HTTP.
+
+#[macro_use]
+mod helpers;
+
+mod flow;
+mod http_errors;
+mod tokens;
