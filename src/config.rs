@@ -43,7 +43,9 @@ pub struct Config {
     pub bcrypt_cost: u32,
     pub pending_ttl_secs: i64,
     pub access_ttl_secs: i64,
+    pub refresh_ttl_secs: i64,
     pub session_ttl_secs: i64,
+    pub event_retention_days: i64,
     pub cors_origins: Vec<String>,
     pub data_dir: PathBuf,
     pub workers: usize,
@@ -103,7 +105,10 @@ impl Config {
         };
         let bind = get("OTPGATE_BIND", &overrides.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
         if bind.to_socket_addrs().is_err() {
-            return Err(invalid("OTPGATE_BIND", format!("{bind:?} is not a host:port address")));
+            return Err(invalid(
+                "OTPGATE_BIND",
+                format!("{bind:?} is not a host:port address"),
+            ));
         }
         let jwt_secret = match get("OTPGATE_JWT_SECRET", &None) {
             Some(secret) if secret.len() < MIN_SECRET_BYTES => {
@@ -150,6 +155,18 @@ impl Config {
                 900,
                 10..=86_400,
             )?,
+            refresh_ttl_secs: number(
+                "OTPGATE_REFRESH_TTL_SECS",
+                get("OTPGATE_REFRESH_TTL_SECS", &None),
+                30 * 86_400,
+                60..=366 * 86_400,
+            )?,
+            event_retention_days: number(
+                "OTPGATE_EVENT_RETENTION_DAYS",
+                get("OTPGATE_EVENT_RETENTION_DAYS", &None),
+                90,
+                1..=3660,
+            )?,
             session_ttl_secs: number(
                 "OTPGATE_SESSION_TTL_SECS",
                 get("OTPGATE_SESSION_TTL_SECS", &None),
@@ -158,8 +175,12 @@ impl Config {
             )?,
             cors_origins: cors_origins(get("OTPGATE_CORS_ORIGINS", &None))?,
             data_dir,
-            workers: number("OTPGATE_WORKERS", get("OTPGATE_WORKERS", &None), cores as i64, 1..=256)?
-                as usize,
+            workers: number(
+                "OTPGATE_WORKERS",
+                get("OTPGATE_WORKERS", &None),
+                cores as i64,
+                1..=256,
+            )? as usize,
             db_pool_size: number(
                 "OTPGATE_DB_POOL_SIZE",
                 get("OTPGATE_DB_POOL_SIZE", &None),
@@ -217,7 +238,10 @@ fn cors_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
             let valid = (origin.starts_with("http://") || origin.starts_with("https://"))
                 && !origin.ends_with('/')
                 && !origin.contains('*')
-                && origin.split("://").nth(1).is_some_and(|host| !host.is_empty() && !host.contains('/'));
+                && origin
+                    .split("://")
+                    .nth(1)
+                    .is_some_and(|host| !host.is_empty() && !host.contains('/'));
             if valid {
                 Ok(origin.to_owned())
             } else {
@@ -230,57 +254,12 @@ fn cors_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(
-            |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()),
-            &Overrides::default(),
-        )
-    }
-
-    #[test]
-    fn defaults_serve_sqlite_on_loopback() {
-        let config = config(&[]).unwrap();
-        assert_eq!(config.bind, "127.0.0.1:8080");
-        assert_eq!(config.database_url, DatabaseUrl::Sqlite("data/otpgate.db".into()));
-        assert_eq!(config.bcrypt_cost, 12);
-        assert_eq!(config.pending_ttl_secs, 300);
-        assert_eq!(config.access_ttl_secs, 900);
-        assert!(config.cors_origins.is_empty());
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        for (name, value) in [
-            ("OTPGATE_BCRYPT_COST", "3"),
-            ("OTPGATE_BCRYPT_COST", "twelve"),
-            ("OTPGATE_JWT_SECRET", "too short"),
-            ("OTPGATE_BIND", "nowhere"),
-            ("OTPGATE_CORS_ORIGINS", "*"),
-            ("OTPGATE_CORS_ORIGINS", "null"),
-            ("OTPGATE_ENCRYPTION_KEY", "c2hvcnQ="),
-            ("DATABASE_URL", "mysql://x"),
-            ("OTPGATE_ACCESS_TTL_SECS", "0"),
-        ] {
-            let error = config(&[(name, value)]).unwrap_err();
-            assert_eq!(error.variable, name, "{value}");
-        }
-    }
-
-    #[test]
-    fn postgres_urls_select_postgres() {
-        let config = config(&[("DATABASE_URL", "postgres://u:pw@db/otp")]).unwrap();
-        assert!(config.database_url.is_postgres());
-        assert_eq!(config.database_url.redacted(), "postgres://***@db/otp");
-    }
-}
-
 /// Reads a 32-byte key kept (base64) in `<data_dir>/<name>`, creating it
 /// with mode 0600 on first start. Returns the key and whether it is new.
-pub fn load_or_create_key(data_dir: &std::path::Path, name: &str) -> Result<([u8; KEY_BYTES], bool), ConfigError> {
+pub fn load_or_create_key(
+    data_dir: &std::path::Path,
+    name: &str,
+) -> Result<([u8; KEY_BYTES], bool), ConfigError> {
     use std::io::Write as _;
     let fail = |message: String| invalid("OTPGATE_DATA_DIR", message);
     let path = data_dir.join(name);
@@ -313,5 +292,60 @@ pub fn load_or_create_key(data_dir: &std::path::Path, name: &str) -> Result<([u8
             load_or_create_key(data_dir, name)
         }
         Err(error) => Err(fail(format!("cannot create {}: {error}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(
+            |name| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            },
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn defaults_serve_sqlite_on_loopback() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind, "127.0.0.1:8080");
+        assert_eq!(
+            config.database_url,
+            DatabaseUrl::Sqlite("data/otpgate.db".into())
+        );
+        assert_eq!(config.bcrypt_cost, 12);
+        assert_eq!(config.pending_ttl_secs, 300);
+        assert_eq!(config.access_ttl_secs, 900);
+        assert!(config.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        for (name, value) in [
+            ("OTPGATE_BCRYPT_COST", "3"),
+            ("OTPGATE_BCRYPT_COST", "twelve"),
+            ("OTPGATE_JWT_SECRET", "too short"),
+            ("OTPGATE_BIND", "nowhere"),
+            ("OTPGATE_CORS_ORIGINS", "*"),
+            ("OTPGATE_CORS_ORIGINS", "null"),
+            ("OTPGATE_ENCRYPTION_KEY", "c2hvcnQ="),
+            ("DATABASE_URL", "mysql://x"),
+            ("OTPGATE_ACCESS_TTL_SECS", "0"),
+        ] {
+            let error = config(&[(name, value)]).unwrap_err();
+            assert_eq!(error.variable, name, "{value}");
+        }
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres() {
+        let config = config(&[("DATABASE_URL", "postgres://u:pw@db/otp")]).unwrap();
+        assert!(config.database_url.is_postgres());
+        assert_eq!(config.database_url.redacted(), "postgres://***@db/otp");
     }
 }

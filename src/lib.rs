@@ -19,8 +19,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use utoipa_actix_web::AppExt;
 
-use auth::flow::FlowSettings;
+use auth::flow::{FlowSettings, Keys};
 use auth::password::PasswordHasher;
+use auth::recovery::RecoveryHasher;
 use auth::secret_box::SecretBox;
 use auth::tokens::TokenKeys;
 use auth::{Authenticator, Clock, SystemClock};
@@ -42,6 +43,7 @@ impl Application {
     /// use it to stand at a chosen TOTP step).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let authenticator = build_authenticator(&config, clock).await?;
+        tokio::spawn(prune_periodically(authenticator.clone()));
         let openapi = http::openapi();
         let openapi_json = web::Data::new(openapi_json(&openapi));
         let mut routes = http::RouteTable::from_openapi(&openapi);
@@ -90,7 +92,12 @@ impl Application {
     }
 }
 
-async fn build_authenticator(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Authenticator> {
+/// Everything the flow needs, from the configuration: keys (generated into
+/// the data dir when not configured), the database, the bcrypt pool.
+pub async fn build_authenticator(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Authenticator> {
     let jwt_secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),
         None => {
@@ -126,23 +133,39 @@ async fn build_authenticator(config: &Config, clock: Arc<dyn Clock>) -> anyhow::
         .context("cannot open the database")?;
     let cost = config.bcrypt_cost;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads))
-        .await??;
-    let tokens = TokenKeys::hs256(&jwt_secret, &config.issuer)?;
+    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads)).await??;
+    let keys = Keys {
+        tokens: TokenKeys::hs256(&jwt_secret, &config.issuer)?,
+        secrets: SecretBox::new(encryption_key),
+        recovery: RecoveryHasher::derived_from(&encryption_key),
+    };
     let settings = FlowSettings {
         issuer: config.issuer.clone(),
         pending_ttl: chrono::Duration::seconds(config.pending_ttl_secs),
         access_ttl: chrono::Duration::seconds(config.access_ttl_secs),
+        refresh_ttl: chrono::Duration::seconds(config.refresh_ttl_secs),
         session_ttl: chrono::Duration::seconds(config.session_ttl_secs),
+        event_retention: chrono::Duration::days(config.event_retention_days),
     };
-    Ok(Authenticator::new(
-        store,
-        hasher,
-        tokens,
-        SecretBox::new(encryption_key),
-        clock,
-        settings,
-    ))
+    Ok(Authenticator::new(store, hasher, keys, clock, settings))
+}
+
+/// Prunes old security events, spent pending tokens and ended sessions at
+/// start-up and then hourly.
+async fn prune_periodically(authenticator: Authenticator) {
+    let mut interval = actix_web::rt::time::interval(Duration::from_secs(3600));
+    loop {
+        interval.tick().await;
+        match authenticator.prune().await {
+            Ok(pruned) => tracing::info!(
+                events = pruned.events,
+                pending_tokens = pruned.pending_tokens,
+                sessions = pruned.sessions,
+                "pruned"
+            ),
+            Err(error) => tracing::warn!(%error, "pruning failed"),
+        }
+    }
 }
 
 /// CORS for the configured exact origins only; with none, no cross-origin

@@ -1,10 +1,12 @@
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use otpgate::auth::SystemClock;
 use otpgate::config::{Config, Overrides};
 use otpgate::store::Store;
-use otpgate::{Application, http, openapi_json, telemetry};
+use otpgate::{Application, build_authenticator, http, openapi_json, telemetry};
 
 /// Password + TOTP two-factor authentication as a JSON REST API.
 #[derive(Debug, Parser)]
@@ -22,6 +24,25 @@ enum Command {
     Migrate(DatabaseArgs),
     /// Print the OpenAPI document.
     Openapi,
+    /// Operator commands on one account.
+    Admin {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Turn two-factor off (secret and recovery codes erased, sessions
+    /// revoked): for the user who lost both phone and recovery codes.
+    #[command(name = "reset-2fa")]
+    ResetTwoFactor { username: String },
+    /// Revoke every session of the user.
+    RevokeSessions { username: String },
+    /// Show the account's state: 2FA, sessions, recovery codes, last events.
+    Show { username: String },
 }
 
 #[derive(Debug, Default, Args)]
@@ -92,6 +113,28 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Admin { database, action } => {
+            let overrides = ServeArgs {
+                database,
+                ..ServeArgs::default()
+            }
+            .overrides();
+            let config = match Config::from_env(&overrides) {
+                Ok(config) => config,
+                Err(error) => return config_error(&error),
+            };
+            let outcome = actix_web::rt::System::new().block_on(admin(config, action));
+            match outcome {
+                Ok(message) => {
+                    println!("{message}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("otpgate: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let config = match Config::from_env(&args.overrides()) {
                 Ok(config) => config,
@@ -99,7 +142,10 @@ fn main() -> ExitCode {
             };
             telemetry::init(config.log_format);
             let served = actix_web::rt::System::new().block_on(async move {
-                Application::build(config).await?.run_until_stopped().await?;
+                Application::build(config)
+                    .await?
+                    .run_until_stopped()
+                    .await?;
                 anyhow::Ok(())
             });
             match served {
@@ -111,6 +157,58 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+async fn admin(config: Config, action: AdminAction) -> anyhow::Result<String> {
+    let auth = build_authenticator(&config, Arc::new(SystemClock)).await?;
+    let unknown = |name: &str| anyhow::anyhow!("no user named {name:?}");
+    Ok(match action {
+        AdminAction::ResetTwoFactor { username } => {
+            let account = auth
+                .admin_reset_two_factor(&username)
+                .await?
+                .ok_or_else(|| unknown(&username))?;
+            format!(
+                "two-factor reset for {:?} ({}): secret and recovery codes erased, every \
+                 session revoked; the next login must enrol again",
+                account.username, account.id
+            )
+        }
+        AdminAction::RevokeSessions { username } => {
+            let revoked = auth
+                .admin_revoke_sessions(&username)
+                .await?
+                .ok_or_else(|| unknown(&username))?;
+            format!("revoked {revoked} live session(s) of {username:?}")
+        }
+        AdminAction::Show { username } => {
+            let summary = auth
+                .admin_summary(&username)
+                .await?
+                .ok_or_else(|| unknown(&username))?;
+            let mut out = format!(
+                "user:                  {}\nid:                    {}\ncreated:               {}\n\
+                 two-factor enabled:    {}\nlive sessions:         {}\n\
+                 unused recovery codes: {}\nlast events:",
+                summary.account.username,
+                summary.account.id,
+                summary.account.created_at.to_rfc3339(),
+                summary.account.two_factor_enabled,
+                summary.live_sessions,
+                summary.unused_recovery_codes,
+            );
+            for event in summary.recent_events {
+                out.push_str(&format!(
+                    "\n  {}  {:<27} ip={} agent={}",
+                    event.at.to_rfc3339(),
+                    event.event_type,
+                    event.ip.as_deref().unwrap_or("-"),
+                    event.user_agent.as_deref().unwrap_or("-"),
+                ));
+            }
+            out
+        }
+    })
 }
 
 fn config_error(error: &otpgate::config::ConfigError) -> ExitCode {

@@ -10,7 +10,11 @@ pub enum SecurityEvent {
     LoginFailed,
     TwoFactorEnabled,
     OtpFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    TwoFactorDisabled,
     Logout,
+    RefreshReuseDetected,
 }
 
 impl SecurityEvent {
@@ -21,7 +25,11 @@ impl SecurityEvent {
             Self::LoginFailed => "login_failed",
             Self::TwoFactorEnabled => "two_factor_enabled",
             Self::OtpFailed => "otp_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::TwoFactorDisabled => "two_factor_disabled",
             Self::Logout => "logout",
+            Self::RefreshReuseDetected => "refresh_reuse_detected",
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum AuthError {
     TwoFactorSetupRequired,
     #[error("invalid one-time code")]
     InvalidOtp,
+    #[error("invalid recovery code")]
+    InvalidRecoveryCode,
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

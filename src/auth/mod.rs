@@ -7,6 +7,8 @@ pub mod error;
 pub mod flow;
 pub mod password;
 pub mod qr;
+pub mod recovery;
+pub mod refresh;
 pub mod secret_box;
 pub mod tokens;
 pub mod totp;

@@ -109,7 +109,11 @@ impl PasswordHasher {
 
     /// Checks `password` against `stored`, or against the dummy hash when
     /// there is no such user (always false then).
-    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<bool, AuthError> {
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
         let user_exists = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let matches = self

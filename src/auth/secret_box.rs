@@ -28,7 +28,9 @@ impl SecretBox {
     pub fn new(key: [u8; KEY_BYTES]) -> Self {
         // A public fingerprint of the key, stored beside each ciphertext so
         // that a key rotation knows which rows still use the old key.
-        let digest = Sha256::new_with_prefix(b"otpgate key id\0").chain_update(key).finalize();
+        let digest = Sha256::new_with_prefix(b"otpgate key id\0")
+            .chain_update(key)
+            .finalize();
         let key_id = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         Self {
             key_id,
@@ -92,8 +94,17 @@ mod tests {
         let secret_box = SecretBox::new([7; KEY_BYTES]);
         let sealed = secret_box.seal(b"totp seed", "user-1").unwrap();
         assert_ne!(&sealed[NONCE_BYTES..], b"totp seed");
-        assert_eq!(secret_box.open(secret_box.key_id(), &sealed, "user-1").unwrap(), b"totp seed");
-        assert!(secret_box.open(secret_box.key_id(), &sealed, "user-2").is_err());
+        assert_eq!(
+            secret_box
+                .open(secret_box.key_id(), &sealed, "user-1")
+                .unwrap(),
+            b"totp seed"
+        );
+        assert!(
+            secret_box
+                .open(secret_box.key_id(), &sealed, "user-2")
+                .is_err()
+        );
         assert_ne!(sealed, secret_box.seal(b"totp seed", "user-1").unwrap());
         let other = SecretBox::new([8; KEY_BYTES]);
         assert!(other.open(secret_box.key_id(), &sealed, "user-1").is_err());

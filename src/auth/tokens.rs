@@ -1,9 +1,11 @@
 //! JWTs: the short pending-2FA token and the access token. They differ in
 //! `typ` header and audience, so neither is ever accepted as the other.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::error::AuthError;
 
@@ -101,13 +103,14 @@ impl TokenKeys {
 
     /// Checks an access token at time `now` (Unix seconds).
     pub fn verify_access(&self, token: &str, now: i64) -> Result<AccessClaims, TokenRejection> {
-        self.verify(token, ACCESS_TYP, ACCESS_AUDIENCE, now).map_err(|rejection| {
-            if self.verify_pending(token, now).is_ok() {
-                TokenRejection::SecondFactorMissing
-            } else {
-                rejection
-            }
-        })
+        self.verify(token, ACCESS_TYP, ACCESS_AUDIENCE, now)
+            .map_err(|rejection| {
+                if self.verify_pending(token, now).is_ok() {
+                    TokenRejection::SecondFactorMissing
+                } else {
+                    rejection
+                }
+            })
     }
 
     fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, AuthError> {

@@ -136,7 +136,11 @@ mod tests {
             (20_000_000_000, "65353130"),
         ];
         for (time, expected) in vectors {
-            assert_eq!(totp_custom::<Sha1>(30, 8, RFC_SECRET, time), expected, "T={time}");
+            assert_eq!(
+                totp_custom::<Sha1>(30, 8, RFC_SECRET, time),
+                expected,
+                "T={time}"
+            );
         }
     }
 
@@ -158,13 +162,22 @@ mod tests {
     #[test]
     fn six_digit_codes_match_an_independent_implementation() {
         let secret = TotpSecret::from_bytes(RFC_SECRET).unwrap();
-        for time in [59u64, 1_111_111_109, 1_234_567_890, 2_000_000_000, 20_000_000_000] {
+        for time in [
+            59u64,
+            1_111_111_109,
+            1_234_567_890,
+            2_000_000_000,
+            20_000_000_000,
+        ] {
             let step = time / 30;
             assert_eq!(secret.code_at_step(step), reference_code(RFC_SECRET, step));
         }
         let random = TotpSecret::generate();
         for step in 0..200 {
-            assert_eq!(random.code_at_step(step), reference_code(random.as_bytes(), step));
+            assert_eq!(
+                random.code_at_step(step),
+                reference_code(random.as_bytes(), step)
+            );
         }
     }
 
@@ -175,7 +188,10 @@ mod tests {
         let current = now / 30;
         for offset in -1..=1 {
             let code = TotpCode::parse(&secret.code_at_step((current + offset) as u64)).unwrap();
-            assert_eq!(secret.matching_step(&code, now, None), Some(current + offset));
+            assert_eq!(
+                secret.matching_step(&code, now, None),
+                Some(current + offset)
+            );
         }
         for offset in [-2, 2] {
             let code = TotpCode::parse(&secret.code_at_step((current + offset) as u64)).unwrap();
@@ -193,7 +209,10 @@ mod tests {
         let current = now / 30;
         let code = TotpCode::parse(&secret.code_at_step(current as u64)).unwrap();
         assert_eq!(secret.matching_step(&code, now, Some(current)), None);
-        assert_eq!(secret.matching_step(&code, now, Some(current - 1)), Some(current));
+        assert_eq!(
+            secret.matching_step(&code, now, Some(current - 1)),
+            Some(current)
+        );
     }
 
     #[test]
@@ -210,7 +229,15 @@ mod tests {
         for good in ["000000", "123456"] {
             assert!(TotpCode::parse(good).is_ok());
         }
-        for bad in ["12345", "1234567", "12345a", " 123456", "１２３４５６", "-12345", ""] {
+        for bad in [
+            "12345",
+            "1234567",
+            "12345a",
+            " 123456",
+            "１２３４５６",
+            "-12345",
+            "",
+        ] {
             assert!(TotpCode::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

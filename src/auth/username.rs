@@ -86,7 +86,13 @@ mod tests {
 
     #[test]
     fn refuses_control_and_format_characters() {
-        for bad in ["ab\u{0}c", "ab\u{202E}c", "ab\u{200B}c", "ab\tc", "ab\u{FEFF}c"] {
+        for bad in [
+            "ab\u{0}c",
+            "ab\u{202E}c",
+            "ab\u{200B}c",
+            "ab\tc",
+            "ab\u{FEFF}c",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -54,11 +54,13 @@ impl FromRequest for JsonObject {
         let json = is_json(req);
         let bytes = Bytes::from_request(req, payload);
         Box::pin(async move {
-            let body = bytes.await.map_err(|error| match error.as_error::<PayloadError>() {
-                Some(PayloadError::Overflow) => ApiError::new(ErrorCode::PayloadTooLarge),
-                _ => ApiError::new(ErrorCode::BadRequest)
-                    .with_detail("The request body could not be read."),
-            })?;
+            let body = bytes
+                .await
+                .map_err(|error| match error.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::new(ErrorCode::PayloadTooLarge),
+                    _ => ApiError::new(ErrorCode::BadRequest)
+                        .with_detail("The request body could not be read."),
+                })?;
             if body.is_empty() {
                 return Err(ApiError::new(ErrorCode::BadRequest)
                     .with_detail("A JSON object body is required."));
@@ -90,7 +92,11 @@ pub struct Fields {
 
 impl Fields {
     /// A required string field, parsed into a domain type.
-    pub fn parse<T>(&mut self, name: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+    pub fn parse<T>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let outcome = match self.object.get(name) {
             None | Some(Value::Null) => Err("is required".to_owned()),
             Some(Value::String(raw)) => parse(raw),
@@ -129,7 +135,9 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
         return Err(ApiError::new(ErrorCode::BadRequest)
             .with_detail("Send exactly one Authorization header."));
     }
-    let value = value.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidToken))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidToken))?;
     let (scheme, token) = value
         .split_once(' ')
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken))?;

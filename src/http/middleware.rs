@@ -43,7 +43,9 @@ pub async fn log_request(
     span.in_scope(|| tracing::info!(%method, %path, status, latency_ms, "request"));
     result.map(|mut response| {
         if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
-            response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static("x-request-id"), value);
         }
         response
     })
@@ -64,7 +66,9 @@ pub async fn limit_body(
         let response = ApiError::new(ErrorCode::PayloadTooLarge).error_response();
         return Ok(req.into_response(response).map_into_right_body());
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Turns any error response not already problem+json (from actix itself or

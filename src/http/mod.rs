@@ -69,10 +69,15 @@ pub fn routes(config: &mut ServiceConfig) {
             scope::scope("/api/v1")
                 .service(routes::auth::register)
                 .service(routes::auth::login)
+                .service(routes::auth::refresh)
                 .service(routes::auth::logout)
+                .service(routes::account::me)
+                .service(routes::account::events)
                 .service(routes::two_factor::setup)
                 .service(routes::two_factor::verify)
-                .service(routes::account::me),
+                .service(routes::two_factor::recover)
+                .service(routes::two_factor::regenerate_recovery_codes)
+                .service(routes::two_factor::disable),
         )
         .service(routes::system::healthz)
         .service(routes::system::readyz);
@@ -115,7 +120,10 @@ impl RouteTable {
     }
 
     pub fn add(&mut self, path: &str, method: &str) {
-        self.0.entry(path.to_owned()).or_default().push(method.to_owned());
+        self.0
+            .entry(path.to_owned())
+            .or_default()
+            .push(method.to_owned());
     }
 }
 

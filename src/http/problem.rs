@@ -26,6 +26,7 @@ pub enum ErrorCode {
     TwoFactorAlreadyEnabled,
     TwoFactorSetupRequired,
     InvalidOtp,
+    InvalidRecoveryCode,
     ServiceUnavailable,
     Internal,
 }
@@ -46,6 +47,7 @@ impl ErrorCode {
             Self::TwoFactorAlreadyEnabled => "two_factor_already_enabled",
             Self::TwoFactorSetupRequired => "two_factor_setup_required",
             Self::InvalidOtp => "invalid_otp",
+            Self::InvalidRecoveryCode => "invalid_recovery_code",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
         }
@@ -59,9 +61,10 @@ impl ErrorCode {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidToken | Self::InvalidCredentials | Self::InvalidOtp => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::InvalidToken
+            | Self::InvalidCredentials
+            | Self::InvalidOtp
+            | Self::InvalidRecoveryCode => StatusCode::UNAUTHORIZED,
             Self::TwoFactorRequired => StatusCode::FORBIDDEN,
             Self::UsernameTaken | Self::TwoFactorAlreadyEnabled | Self::TwoFactorSetupRequired => {
                 StatusCode::CONFLICT
@@ -88,6 +91,7 @@ impl ErrorCode {
             Self::TwoFactorAlreadyEnabled => "Two-factor authentication is already enabled.",
             Self::TwoFactorSetupRequired => "Call /api/v1/2fa/setup before verifying a code.",
             Self::InvalidOtp => "The one-time code is incorrect or was already used.",
+            Self::InvalidRecoveryCode => "The recovery code is incorrect or was already used.",
             Self::ServiceUnavailable => "The service is temporarily unavailable.",
             Self::Internal => "An internal error occurred.",
         }
@@ -214,6 +218,7 @@ impl From<AuthError> for ApiError {
             AuthError::TwoFactorAlreadyEnabled => Self::new(ErrorCode::TwoFactorAlreadyEnabled),
             AuthError::TwoFactorSetupRequired => Self::new(ErrorCode::TwoFactorSetupRequired),
             AuthError::InvalidOtp => Self::new(ErrorCode::InvalidOtp),
+            AuthError::InvalidRecoveryCode => Self::new(ErrorCode::InvalidRecoveryCode),
             AuthError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 Self::new(ErrorCode::ServiceUnavailable)

@@ -45,3 +45,14 @@ pub fn latest(
         .select(EventRow::as_select())
         .load(conn)?)
 }
+
+/// Forgets events older than `before`.
+pub fn delete_older_than(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(
+        diesel::delete(auth_events::table.filter(auth_events::created_at.lt(before)))
+            .execute(conn)?,
+    )
+}

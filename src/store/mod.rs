@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod pending;
+pub mod recovery;
 pub mod schema;
 pub mod sessions;
 pub mod users;
@@ -22,7 +23,7 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 
 /// Arbitrary constant naming the advisory lock that serialises migrations
 /// when several instances start against one PostgreSQL at once.
-const MIGRATION_LOCK_ID: i64 = 0x6f74_7067_6174_65;
+const MIGRATION_LOCK_ID: i64 = 0x006f_7470_6761_7465;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -264,9 +265,8 @@ where
 }
 
 fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
-    let migration_error = |e: Box<dyn std::error::Error + Send + Sync>| {
-        StoreError::Migration(e.to_string())
-    };
+    let migration_error =
+        |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
     match conn {
         DbConnection::Sqlite(conn) => conn
             .run_pending_migrations(SQLITE_MIGRATIONS)

@@ -100,3 +100,18 @@ pub fn delete_expired(conn: &mut DbConnection, before: NaiveDateTime) -> Result<
             .execute(conn)?,
     )
 }
+
+/// Spends every outstanding pending token of the user.
+pub fn consume_all_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        pending_tokens::table
+            .filter(pending_tokens::user_id.eq(user_id))
+            .filter(pending_tokens::consumed_at.is_null()),
+    )
+    .set(pending_tokens::consumed_at.eq(now))
+    .execute(conn)?)
+}

@@ -50,4 +50,34 @@ diesel::joinable!(pending_tokens -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(auth_events -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, pending_tokens, sessions, auth_events);
+diesel::table! {
+    recovery_codes (id) {
+        id -> BigInt,
+        user_id -> Text,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> Text,
+        expires_at -> Timestamp,
+        rotated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    pending_tokens,
+    sessions,
+    auth_events,
+    recovery_codes,
+    refresh_tokens,
+);

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{sessions, users};
+use super::schema::{refresh_tokens, sessions, users};
 use super::users::UserRow;
 use super::{DbConnection, StoreError};
 
@@ -59,4 +59,126 @@ pub fn revoke(
     .set(sessions::revoked_at.eq(now))
     .execute(conn)?;
     Ok(updated == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub user_id: String,
+    pub amr: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    pub token_hash: String,
+    pub session_id: String,
+    pub expires_at: NaiveDateTime,
+    pub rotated_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefresh<'a> {
+    pub token_hash: &'a str,
+    pub session_id: &'a str,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert_refresh(conn: &mut DbConnection, refresh: &NewRefresh<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values(refresh)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A refresh token by hash, with its session.
+pub fn find_refresh(
+    conn: &mut DbConnection,
+    token_hash: &str,
+) -> Result<Option<(RefreshRow, SessionRow)>, StoreError> {
+    Ok(refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((RefreshRow::as_select(), SessionRow::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
+/// Retires the current refresh token; false if it was already retired (a
+/// concurrent refresh won, or this is a reuse).
+pub fn rotate_refresh(
+    conn: &mut DbConnection,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .filter(refresh_tokens::rotated_at.is_null()),
+    )
+    .set(refresh_tokens::rotated_at.eq(now))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Revokes a session whatever its state; returns whether it was live.
+pub fn revoke_by_id(
+    conn: &mut DbConnection,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(
+        sessions::table
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Revokes every live session of the user; returns how many.
+pub fn revoke_all_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?)
+}
+
+pub fn count_live(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<i64, StoreError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Forgets sessions (and their refresh tokens) that ended before `before`.
+pub fn delete_ended(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        sessions::table.filter(
+            sessions::expires_at
+                .lt(before)
+                .or(sessions::revoked_at.lt(before)),
+        ),
+    )
+    .execute(conn)?)
 }

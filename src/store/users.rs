@@ -116,3 +116,16 @@ pub fn find_by_id(conn: &mut DbConnection, user_id: &str) -> Result<Option<UserR
         .first(conn)
         .optional()?)
 }
+
+/// Turns two-factor off and forgets the secret (re-enrolment starts anew).
+pub fn disable_two_factor(conn: &mut DbConnection, user_id: &str) -> Result<(), StoreError> {
+    diesel::update(users::table.filter(users::id.eq(user_id)))
+        .set((
+            users::totp_secret.eq(None::<Vec<u8>>),
+            users::totp_key_id.eq(None::<String>),
+            users::two_factor_enabled.eq(false),
+            users::totp_last_step.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

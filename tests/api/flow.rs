@@ -33,10 +33,15 @@ async fn happy_path(app: TestApp) {
             "otpauth://totp/otpgate:{name}?secret={secret}&issuer=otpgate&algorithm=SHA1&digits=6&period=30"
         )
     );
-    let png = STANDARD.decode(setup["qr_png_base64"].as_str().unwrap()).unwrap();
+    let png = STANDARD
+        .decode(setup["qr_png_base64"].as_str().unwrap())
+        .unwrap();
     assert_eq!(
         setup["qr_data_uri"],
-        format!("data:image/png;base64,{}", setup["qr_png_base64"].as_str().unwrap())
+        format!(
+            "data:image/png;base64,{}",
+            setup["qr_png_base64"].as_str().unwrap()
+        )
     );
     assert_eq!(decode_qr(&png), uri, "the QR code encodes exactly the URI");
 
@@ -63,7 +68,9 @@ async fn happy_path(app: TestApp) {
     let response = app.verify(pending, &app.code(secret, 1)).await;
     assert_problem(response, 401, "invalid_token").await;
 
-    let response = app.request(Method::POST, "/api/v1/auth/logout", Some(access), None).await;
+    let response = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(access), None)
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let response = app.get("/api/v1/me", Some(access)).await;
     assert_problem(response, 401, "invalid_token").await;
@@ -72,7 +79,9 @@ async fn happy_path(app: TestApp) {
     let login = app.login(&name).await;
     assert_eq!(login["next_step"], "verify_2fa");
     let pending = login["pending_token"].as_str().unwrap();
-    let response = app.request(Method::POST, "/api/v1/2fa/setup", Some(pending), None).await;
+    let response = app
+        .request(Method::POST, "/api/v1/2fa/setup", Some(pending), None)
+        .await;
     assert_problem(response, 409, "two_factor_already_enabled").await;
     app.advance_steps(1);
     let response = app.verify(pending, &app.code(secret, 0)).await;
@@ -113,7 +122,10 @@ async fn codes_one_step_either_side_are_accepted(app: TestApp) {
         let name = unique_name("drift");
         let registered = app.register(&name).await;
         let pending = registered["pending_token"].as_str().unwrap();
-        let secret = app.setup(pending).await["secret"].as_str().unwrap().to_owned();
+        let secret = app.setup(pending).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let response = app.verify(pending, &app.code(&secret, offset)).await;
         assert_eq!(response.status(), StatusCode::OK, "offset {offset}");
     }
@@ -122,7 +134,10 @@ async fn codes_one_step_either_side_are_accepted(app: TestApp) {
 async fn codes_two_steps_away_are_refused(app: TestApp) {
     let registered = app.register(&unique_name("far")).await;
     let pending = registered["pending_token"].as_str().unwrap();
-    let secret = app.setup(pending).await["secret"].as_str().unwrap().to_owned();
+    let secret = app.setup(pending).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
     for offset in [-2, 2] {
         let code = app.code(&secret, offset);
@@ -181,14 +196,20 @@ async fn twenty_parallel_submissions_of_one_code_succeed_once(app: TestApp) {
         statuses.push(attempt.await.unwrap());
     }
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let refused = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
     assert_eq!((ok, refused), (1, 19), "{statuses:?}");
 }
 
 async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) {
     let registered = app.register(&unique_name("race1")).await;
     let pending = registered["pending_token"].as_str().unwrap().to_owned();
-    let secret = app.setup(&pending).await["secret"].as_str().unwrap().to_owned();
+    let secret = app.setup(&pending).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let codes: Vec<String> = (-1..=1).map(|offset| app.code(&secret, offset)).collect();
     let app = std::sync::Arc::new(app);
     let attempts: Vec<_> = (0..20)
@@ -211,7 +232,10 @@ async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) 
 async fn five_wrong_codes_kill_the_pending_token(app: TestApp) {
     let registered = app.register(&unique_name("guess")).await;
     let pending = registered["pending_token"].as_str().unwrap();
-    let secret = app.setup(pending).await["secret"].as_str().unwrap().to_owned();
+    let secret = app.setup(pending).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let right = app.code(&secret, 0);
     let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
     let wrong = (0..1_000_000)
@@ -224,7 +248,9 @@ async fn five_wrong_codes_kill_the_pending_token(app: TestApp) {
     }
     let response = app.verify(pending, &right).await;
     assert_problem(response, 401, "invalid_token").await;
-    let response = app.request(Method::POST, "/api/v1/2fa/setup", Some(pending), None).await;
+    let response = app
+        .request(Method::POST, "/api/v1/2fa/setup", Some(pending), None)
+        .await;
     assert_problem(response, 401, "invalid_token").await;
 }
 
@@ -232,8 +258,17 @@ async fn code_format_is_validated(app: TestApp) {
     let registered = app.register(&unique_name("format")).await;
     let pending = registered["pending_token"].as_str().unwrap();
     app.setup(pending).await;
-    for bad in [json!("12345"), json!("1234567"), json!("12345a"), json!(123456), json!("１２３４５６"), json!(null)] {
-        let response = app.post("/api/v1/2fa/verify", Some(pending), json!({"code": bad})).await;
+    for bad in [
+        json!("12345"),
+        json!("1234567"),
+        json!("12345a"),
+        json!(123456),
+        json!("１２３４５６"),
+        json!(null),
+    ] {
+        let response = app
+            .post("/api/v1/2fa/verify", Some(pending), json!({"code": bad}))
+            .await;
         let body = assert_problem(response, 422, "validation_failed").await;
         assert_eq!(body["errors"][0]["field"], "code", "{bad}");
     }
@@ -243,23 +278,43 @@ async fn long_passwords_are_not_truncated(app: TestApp) {
     let name = unique_name("long");
     let prefix = "p".repeat(72);
     let response = app
-        .post("/api/v1/auth/register", None, json!({"username": name, "password": format!("{prefix}-one")}))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": name, "password": format!("{prefix}-one")}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let response = app
-        .post("/api/v1/auth/login", None, json!({"username": name, "password": format!("{prefix}-two")}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": name, "password": format!("{prefix}-two")}),
+        )
         .await;
     assert_problem(response, 401, "invalid_credentials").await;
     let response = app
-        .post("/api/v1/auth/login", None, json!({"username": name.to_uppercase(), "password": format!("{prefix}-one")}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": name.to_uppercase(), "password": format!("{prefix}-one")}),
+        )
         .await;
-    assert_eq!(response.status(), StatusCode::OK, "usernames compare case-insensitively");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "usernames compare case-insensitively"
+    );
 }
 
 async fn a_failed_registration_writes_nothing(app: TestApp) {
     let name = unique_name("atomic");
     let response = app
-        .post("/api/v1/auth/register", None, json!({"username": name, "password": "short"}))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": name, "password": "short"}),
+        )
         .await;
     assert_problem(response, 422, "validation_failed").await;
     // The name is still free.

@@ -52,7 +52,6 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
-    pub backend: Backend,
     pub database_url: String,
     _data_dir: tempfile::TempDir,
     _database: Option<PostgresDatabase>,
@@ -67,8 +66,11 @@ struct PostgresDatabase {
 impl Drop for PostgresDatabase {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-                .execute(&mut conn);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
         }
     }
 }
@@ -84,7 +86,10 @@ fn postgres_database() -> Option<(String, PostgresDatabase)> {
     let (base, _) = admin_url
         .rsplit_once('/')
         .expect("OTPGATE_TEST_POSTGRES_URL ends in /<database>");
-    Some((format!("{base}/{name}"), PostgresDatabase { admin_url, name }))
+    Some((
+        format!("{base}/{name}"),
+        PostgresDatabase { admin_url, name },
+    ))
 }
 
 impl TestApp {
@@ -96,7 +101,10 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Option<Self> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (database_url, database) = match backend {
-            Backend::Sqlite => (data_dir.path().join("otpgate.db").display().to_string(), None),
+            Backend::Sqlite => (
+                data_dir.path().join("otpgate.db").display().to_string(),
+                None,
+            ),
             Backend::Postgres => {
                 let (url, database) = tokio::task::spawn_blocking(postgres_database)
                     .await
@@ -135,18 +143,27 @@ impl TestApp {
                 .build()
                 .unwrap(),
             clock,
-            backend,
             database_url,
             _data_dir: data_dir,
             _database: database,
         })
     }
 
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -168,28 +185,47 @@ impl TestApp {
     /// Registers and returns the 201 body.
     pub async fn register(&self, username: &str) -> Value {
         let response = self
-            .post("/api/v1/auth/register", None, json!({"username": username, "password": PASSWORD}))
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"username": username, "password": PASSWORD}),
+            )
             .await;
-        assert_eq!(response.status(), StatusCode::CREATED, "register {username}");
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "register {username}"
+        );
         response.json().await.unwrap()
     }
 
     pub async fn login(&self, username: &str) -> Value {
         let response = self
-            .post("/api/v1/auth/login", None, json!({"username": username, "password": PASSWORD}))
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"username": username, "password": PASSWORD}),
+            )
             .await;
         assert_eq!(response.status(), StatusCode::OK, "login {username}");
         response.json().await.unwrap()
     }
 
     pub async fn setup(&self, pending_token: &str) -> Value {
-        let response = self.request(Method::POST, "/api/v1/2fa/setup", Some(pending_token), None).await;
+        let response = self
+            .request(Method::POST, "/api/v1/2fa/setup", Some(pending_token), None)
+            .await;
         assert_eq!(response.status(), StatusCode::OK, "setup");
         response.json().await.unwrap()
     }
 
     pub async fn verify(&self, pending_token: &str, code: &str) -> Response {
-        self.post("/api/v1/2fa/verify", Some(pending_token), json!({"code": code})).await
+        self.post(
+            "/api/v1/2fa/verify",
+            Some(pending_token),
+            json!({"code": code}),
+        )
+        .await
     }
 
     /// The code for the server clock's step plus `offset`.
@@ -273,7 +309,10 @@ pub async fn problem(response: Response) -> (StatusCode, Value) {
     let body: Value = response.json().await.expect("problem body is JSON");
     assert_eq!(body["status"], status.as_u16(), "{body}");
     assert_eq!(body["type"], "about:blank");
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     (status, body)
 }
 
@@ -286,5 +325,8 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
 }
 
 pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }

@@ -5,6 +5,8 @@
 #[macro_use]
 mod helpers;
 
+mod admin;
 mod flow;
 mod http_errors;
+mod lifecycle;
 mod tokens;

@@ -2,12 +2,13 @@ use actix_web::{HttpResponse, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{PendingTokenResponse, User};
+use super::{PendingTokenResponse, TokenResponse, User};
 use crate::auth::Authenticator;
 use crate::auth::password::Password;
+use crate::auth::refresh::RefreshToken;
 use crate::auth::username::Username;
 use crate::http::extract::{AccessSession, Client, JsonObject};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{ApiError, ErrorCode, Problem};
 
 /// Username and password. (Describes the body; parsing goes through `Fields`.)
 #[derive(Debug, ToSchema)]
@@ -16,7 +17,11 @@ pub struct Credentials {
     #[schema(min_length = 3, max_length = 64, example = "alice@example.org")]
     pub username: String,
     /// 8 to 128 characters after NFKC; not the username, not a common password.
-    #[schema(min_length = 8, max_length = 128, example = "correct horse battery staple")]
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        example = "correct horse battery staple"
+    )]
     pub password: String,
 }
 
@@ -119,4 +124,44 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     auth.logout(&session.0, client.0).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A refresh token.
+#[derive(Debug, ToSchema)]
+pub struct RefreshRequest {
+    /// The `refresh_token` of the last token response.
+    pub refresh_token: String,
+}
+
+/// Swap a refresh token for new tokens.
+///
+/// Rotates the refresh token: the one presented dies and a new access +
+/// refresh pair is returned, keeping the session's `amr`. Presenting an
+/// already-rotated refresh token revokes the whole session.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "refresh_tokens",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_token`: unknown, expired, rotated or revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(
+    auth: web::Data<Authenticator>,
+    client: Client,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let mut fields = body.into_fields();
+    let token = fields.text("refresh_token");
+    let token = fields.finish(token)?;
+    // A string of the wrong shape is as unknown as any other.
+    let token = RefreshToken::parse(&token).map_err(|_| ApiError::new(ErrorCode::InvalidToken))?;
+    let grant = auth.refresh(token, client.0).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(grant)))
 }

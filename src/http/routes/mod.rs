@@ -8,7 +8,7 @@ pub mod two_factor;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::flow::{Account, NextStep, PendingGrant};
+use crate::auth::flow::{Account, NextStep, PendingGrant, TokenGrant};
 
 /// A user account.
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,6 +78,40 @@ impl From<PendingGrant> for PendingTokenResponse {
             token_type: TokenType::Bearer,
             expires_in: grant.expires_in,
             next_step: grant.next_step.into(),
+        }
+    }
+}
+
+/// OAuth 2.0-style token response (RFC 6749 section 5.1 field names).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access JWT: `aal2`, `amr` names the second factor used.
+    pub access_token: String,
+    pub token_type: TokenType,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: i64,
+    /// Opaque, single-use: `POST /api/v1/auth/refresh` swaps it for a new pair.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    #[schema(example = 2_592_000)]
+    pub refresh_expires_in: i64,
+    /// Ten single-use recovery codes, only on the verification that first
+    /// enables two-factor. Shown once: store them safely.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(["7k3md-x9q2p", "..."]))]
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+impl From<TokenGrant> for TokenResponse {
+    fn from(grant: TokenGrant) -> Self {
+        Self {
+            access_token: grant.access_token,
+            token_type: TokenType::Bearer,
+            expires_in: grant.expires_in,
+            refresh_token: grant.refresh_token.as_str().to_owned(),
+            refresh_expires_in: grant.refresh_expires_in,
+            recovery_codes: grant.recovery_codes,
         }
     }
 }

@@ -4,12 +4,13 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::TokenResponse;
 use crate::auth::Authenticator;
-use crate::auth::flow::AccessGrant;
+use crate::auth::password::Password;
+use crate::auth::recovery::RecoveryCode;
 use crate::auth::totp::{self, TotpCode};
-use crate::http::extract::{Client, JsonObject, PendingToken};
+use crate::http::extract::{AccessSession, Client, JsonObject, PendingToken};
 use crate::http::problem::{ApiError, Problem};
-use super::TokenType;
 
 /// Everything an authenticator app needs to enrol.
 #[derive(Debug, Serialize, ToSchema)]
@@ -18,7 +19,9 @@ pub struct SetupResponse {
     #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
     pub secret: String,
     /// Google Authenticator key URI; the QR code encodes exactly this.
-    #[schema(example = "otpauth://totp/otpgate:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=otpgate&algorithm=SHA1&digits=6&period=30")]
+    #[schema(
+        example = "otpauth://totp/otpgate:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=otpgate&algorithm=SHA1&digits=6&period=30"
+    )]
     pub otpauth_uri: String,
     /// The QR code as a PNG, bare base64.
     pub qr_png_base64: String,
@@ -42,27 +45,6 @@ pub struct CodeRequest {
     /// Exactly six ASCII digits, as a string.
     #[schema(pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
-}
-
-/// OAuth 2.0-style token response.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    /// The access JWT (`aal2`).
-    pub access_token: String,
-    pub token_type: TokenType,
-    /// Seconds until the access token expires.
-    #[schema(example = 900)]
-    pub expires_in: i64,
-}
-
-impl From<AccessGrant> for TokenResponse {
-    fn from(grant: AccessGrant) -> Self {
-        Self {
-            access_token: grant.access_token,
-            token_type: TokenType::Bearer,
-            expires_in: grant.expires_in,
-        }
-    }
 }
 
 /// Start TOTP enrolment.
@@ -133,4 +115,135 @@ pub async fn verify(
     let code = fields.finish(code)?;
     let grant = auth.verify(&pending.0, code, client.0).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(grant)))
+}
+
+/// A recovery code.
+#[derive(Debug, ToSchema)]
+pub struct RecoveryRequest {
+    /// One of the codes shown at enrolment, `xxxxx-xxxxx`; case and the
+    /// dash do not matter.
+    #[schema(example = "7k3md-x9q2p")]
+    pub recovery_code: String,
+}
+
+/// Sign in with a recovery code.
+///
+/// For a user without their authenticator: spends one recovery code and the
+/// pending token, and opens a session whose `amr` is
+/// `["pwd","recovery_code"]`. Wrong codes count toward the pending token's
+/// limit of five.
+#[utoipa::path(
+    tag = "two-factor",
+    operation_id = "recover_two_factor",
+    security(("pending_token" = [])),
+    request_body = RecoveryRequest,
+    responses(
+        (status = 200, description = "Recovery code accepted", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_recovery_code` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/2fa/recover")]
+pub async fn recover(
+    auth: web::Data<Authenticator>,
+    pending: PendingToken,
+    client: Client,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let mut fields = body.into_fields();
+    let code = fields.parse("recovery_code", RecoveryCode::parse);
+    let code = fields.finish(code)?;
+    let grant = auth.recover(&pending.0, code, client.0).await?;
+    Ok(HttpResponse::Ok().json(TokenResponse::from(grant)))
+}
+
+/// Fresh recovery codes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    /// Ten new single-use codes; every older code is dead.
+    #[schema(example = json!(["7k3md-x9q2p", "..."]))]
+    pub recovery_codes: Vec<String>,
+}
+
+/// Replace the recovery codes.
+///
+/// Given a current TOTP code, issues ten new recovery codes; the old ones
+/// stop working.
+#[utoipa::path(
+    tag = "two-factor",
+    operation_id = "regenerate_recovery_codes",
+    security(("access_token" = [])),
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "New recovery codes", body = RecoveryCodesResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_otp` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`two_factor_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/2fa/recovery-codes")]
+pub async fn regenerate_recovery_codes(
+    auth: web::Data<Authenticator>,
+    session: AccessSession,
+    client: Client,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let mut fields = body.into_fields();
+    let code = fields.parse("code", TotpCode::parse);
+    let code = fields.finish(code)?;
+    let recovery_codes = auth
+        .regenerate_recovery_codes(&session.0, code, client.0)
+        .await?;
+    Ok(HttpResponse::Ok().json(RecoveryCodesResponse { recovery_codes }))
+}
+
+/// Password and a current code.
+#[derive(Debug, ToSchema)]
+pub struct DisableRequest {
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
+    pub code: String,
+}
+
+/// Turn two-factor off.
+///
+/// Needs the password and a current TOTP code. Erases the secret and the
+/// recovery codes and revokes every session of the user; the next login
+/// answers `next_step: "setup_2fa"`.
+#[utoipa::path(
+    tag = "two-factor",
+    operation_id = "disable_two_factor",
+    security(("access_token" = [])),
+    request_body = DisableRequest,
+    responses(
+        (status = 204, description = "Two-factor disabled; all sessions revoked"),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`, `invalid_otp` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`two_factor_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/2fa/disable")]
+pub async fn disable(
+    auth: web::Data<Authenticator>,
+    session: AccessSession,
+    client: Client,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let mut fields = body.into_fields();
+    let password = fields.text("password");
+    let code = fields.parse("code", TotpCode::parse);
+    let (password, code) = fields.finish(password.zip(code))?;
+    auth.disable_two_factor(&session.0, Password::offered(&password), code, client.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

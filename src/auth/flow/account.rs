@@ -1,0 +1,111 @@
+//! What a signed-in user can do to their own account.
+
+use chrono::{DateTime, Utc};
+
+use super::{Authenticator, EVENTS_SHOWN, Session};
+use crate::auth::audit::{ClientInfo, SecurityEvent};
+use crate::auth::error::AuthError;
+use crate::auth::password::Password;
+use crate::auth::totp::TotpCode;
+use crate::store::{DbConnection, StoreError, events, pending, recovery, sessions, users};
+
+/// One line of the user's security log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub event_type: String,
+    pub at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl From<events::EventRow> for AuditEntry {
+    fn from(row: events::EventRow) -> Self {
+        Self {
+            event_type: row.event_type,
+            at: row.created_at.and_utc(),
+            ip: row.ip,
+            user_agent: row.user_agent,
+        }
+    }
+}
+
+impl Authenticator {
+    /// Replaces all recovery codes, given a current TOTP code.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        session: &Session,
+        code: TotpCode,
+        client: ClientInfo,
+    ) -> Result<Vec<String>, AuthError> {
+        let (codes, code_hashes) = self.new_recovery_codes();
+        let user_id = session.claims.sub.clone();
+        let event_client = client.clone();
+        self.with_fresh_code(session, &code, client, move |conn, at| {
+            recovery::replace_all(conn, &user_id, &code_hashes, at)?;
+            event_client.record(conn, &user_id, SecurityEvent::RecoveryCodesRegenerated, at)?;
+            Ok(())
+        })
+        .await?;
+        Ok(codes)
+    }
+
+    /// Turns two-factor off, given the password and a current code: the
+    /// secret and recovery codes are erased and every session is revoked.
+    pub async fn disable_two_factor(
+        &self,
+        session: &Session,
+        password: Password,
+        code: TotpCode,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        let user = self.user_by_id(&session.claims.sub).await?;
+        if !self
+            .inner
+            .hasher
+            .verify(password, Some(user.password_hash))
+            .await?
+        {
+            let at = self.now().naive_utc();
+            let user_id = user.id.clone();
+            self.inner
+                .store
+                .transaction(move |conn| {
+                    client.record(conn, &user_id, SecurityEvent::LoginFailed, at)
+                })
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let event_client = client.clone();
+        self.with_fresh_code(session, &code, client, move |conn, at| {
+            erase_two_factor(conn, &user.id, at)?;
+            event_client.record(conn, &user.id, SecurityEvent::TwoFactorDisabled, at)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The user's newest security events, at most 50.
+    pub async fn security_log(&self, session: &Session) -> Result<Vec<AuditEntry>, AuthError> {
+        let user_id = session.claims.sub.clone();
+        let rows = self
+            .inner
+            .store
+            .read(move |conn| events::latest(conn, &user_id, EVENTS_SHOWN))
+            .await?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+}
+
+/// Back to a password-only account: no secret, no recovery codes, no
+/// session, no outstanding pending token.
+pub(super) fn erase_two_factor(
+    conn: &mut DbConnection,
+    user_id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<(), StoreError> {
+    users::disable_two_factor(conn, user_id)?;
+    recovery::delete_all(conn, user_id)?;
+    sessions::revoke_all_for_user(conn, user_id, at)?;
+    pending::consume_all_for_user(conn, user_id, at)?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Operator actions, by username, for the command line.
+
+use super::account::{AuditEntry, erase_two_factor};
+use super::{Account, Authenticator};
+use crate::auth::audit::{ClientInfo, SecurityEvent};
+use crate::auth::error::AuthError;
+use crate::auth::username;
+use crate::store::users::UserRow;
+use crate::store::{events, pending, recovery, sessions, users};
+
+/// What `otpgate admin show` prints: state, never secrets.
+#[derive(Debug, Clone)]
+pub struct AccountSummary {
+    pub account: Account,
+    pub live_sessions: i64,
+    pub unused_recovery_codes: i64,
+    pub recent_events: Vec<AuditEntry>,
+}
+
+/// How admin actions appear in the user's security log.
+fn operator() -> ClientInfo {
+    ClientInfo {
+        ip: None,
+        user_agent: Some("otpgate admin".into()),
+    }
+}
+
+impl Authenticator {
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, AuthError> {
+        let key = username::lookup_key(name);
+        Ok(self
+            .inner
+            .store
+            .read(move |conn| users::find_by_key(conn, &key))
+            .await?)
+    }
+
+    /// Same effect as the user disabling two-factor. None: no such user.
+    pub async fn admin_reset_two_factor(&self, name: &str) -> Result<Option<Account>, AuthError> {
+        let Some(user) = self.user_by_name(name).await? else {
+            return Ok(None);
+        };
+        let at = self.now().naive_utc();
+        let user_id = user.id.clone();
+        self.inner
+            .store
+            .transaction(move |conn| {
+                erase_two_factor(conn, &user_id, at)?;
+                operator().record(conn, &user_id, SecurityEvent::TwoFactorDisabled, at)
+            })
+            .await?;
+        Ok(Some(Account {
+            two_factor_enabled: false,
+            ..Account::from(&user)
+        }))
+    }
+
+    /// Revokes every session; returns how many were live. None: no such user.
+    pub async fn admin_revoke_sessions(&self, name: &str) -> Result<Option<usize>, AuthError> {
+        let Some(user) = self.user_by_name(name).await? else {
+            return Ok(None);
+        };
+        let at = self.now().naive_utc();
+        let revoked = self
+            .inner
+            .store
+            .transaction(move |conn| sessions::revoke_all_for_user(conn, &user.id, at))
+            .await?;
+        Ok(Some(revoked))
+    }
+
+    /// The account's state. None: no such user.
+    pub async fn admin_summary(&self, name: &str) -> Result<Option<AccountSummary>, AuthError> {
+        let Some(user) = self.user_by_name(name).await? else {
+            return Ok(None);
+        };
+        let now = self.now().naive_utc();
+        let user_id = user.id.clone();
+        let (live_sessions, unused_recovery_codes, rows) = self
+            .inner
+            .store
+            .read(move |conn| {
+                Ok::<_, AuthError>((
+                    sessions::count_live(conn, &user_id, now)?,
+                    recovery::count_unused(conn, &user_id)?,
+                    events::latest(conn, &user_id, 10)?,
+                ))
+            })
+            .await?;
+        Ok(Some(AccountSummary {
+            account: Account::from(&user),
+            live_sessions,
+            unused_recovery_codes,
+            recent_events: rows.into_iter().map(AuditEntry::from).collect(),
+        }))
+    }
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pruned {
+    pub events: usize,
+    pub pending_tokens: usize,
+    pub sessions: usize,
+}
+
+impl Authenticator {
+    /// Forgets what can no longer matter: events past the retention period,
+    /// pending tokens expired an hour ago, sessions ended a retention period
+    /// ago (their refresh tokens go with them).
+    pub async fn prune(&self) -> Result<Pruned, AuthError> {
+        let now = self.now();
+        let retention_start = (now - self.inner.settings.event_retention).naive_utc();
+        let pending_cutoff = (now - chrono::Duration::hours(1)).naive_utc();
+        self.inner
+            .store
+            .transaction(move |conn| {
+                Ok::<_, AuthError>(Pruned {
+                    events: events::delete_older_than(conn, retention_start)?,
+                    pending_tokens: pending::delete_expired(conn, pending_cutoff)?,
+                    sessions: sessions::delete_ended(conn, retention_start)?,
+                })
+            })
+            .await
+    }
+}

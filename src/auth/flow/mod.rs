@@ -1,0 +1,420 @@
+//! The two-factor flow: register → password → (setup) → code → session, and
+//! the account's life after that. Each step decides in the domain and then
+//! writes its outcome in one transaction, so a failed request leaves nothing
+//! half-done.
+
+mod account;
+mod admin;
+mod password_step;
+mod second_factor;
+mod sessions;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use uuid::Uuid;
+
+use super::audit::{ClientInfo, SecurityEvent};
+use super::clock::Clock;
+use super::error::AuthError;
+use super::password::PasswordHasher;
+use super::recovery::{self, RecoveryCode, RecoveryHasher};
+use super::refresh::RefreshToken;
+use super::secret_box::SecretBox;
+use super::tokens::{ACCESS_AUDIENCE, AccessClaims, PENDING_AUDIENCE, PendingClaims, TokenKeys};
+use super::totp::{TotpCode, TotpSecret};
+use crate::store::pending::{NewPending, PendingRow};
+use crate::store::sessions::{NewRefresh, NewSession};
+use crate::store::users::UserRow;
+use crate::store::{DbConnection, Store, StoreError, pending, sessions as session_store, users};
+
+pub use account::AuditEntry;
+pub use admin::{AccountSummary, Pruned};
+
+/// Wrong codes a pending token survives (the contract's limit).
+pub const MAX_CODE_ATTEMPTS: i32 = 5;
+/// Entries `GET /me/events` returns.
+pub const EVENTS_SHOWN: i64 = 50;
+
+#[derive(Debug, Clone)]
+pub struct FlowSettings {
+    /// Shown in the authenticator app and used as the JWT `iss`.
+    pub issuer: String,
+    pub pending_ttl: Duration,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// Absolute lifetime of a session, whatever the refreshes.
+    pub session_ttl: Duration,
+    /// How long the security log keeps an event.
+    pub event_retention: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    SetupTwoFactor,
+    VerifyTwoFactor,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub two_factor_enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRow> for Account {
+    fn from(row: &UserRow) -> Self {
+        Self {
+            id: row.id.clone(),
+            username: row.username.clone(),
+            two_factor_enabled: row.two_factor_enabled,
+            created_at: row.created_at.and_utc(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct PendingGrant {
+    pub token: String,
+    pub expires_in: i64,
+    pub next_step: NextStep,
+}
+
+#[derive(Debug)]
+pub struct Registration {
+    pub account: Account,
+    pub grant: PendingGrant,
+}
+
+#[derive(Debug)]
+pub struct Enrolment {
+    pub secret: TotpSecret,
+    pub otpauth_uri: String,
+    pub qr_png: Vec<u8>,
+    pub issuer: String,
+    pub account_name: String,
+}
+
+/// What a completed second factor or a refresh hands out.
+#[derive(Debug)]
+pub struct TokenGrant {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: RefreshToken,
+    pub refresh_expires_in: i64,
+    /// Only on the verification that first enables two-factor.
+    pub recovery_codes: Option<Vec<String>>,
+}
+
+/// A request made with a live access token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub claims: AccessClaims,
+    pub account: Account,
+}
+
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    hasher: PasswordHasher,
+    tokens: TokenKeys,
+    secrets: SecretBox,
+    recovery: RecoveryHasher,
+    clock: Arc<dyn Clock>,
+    settings: FlowSettings,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys the flow holds.
+pub struct Keys {
+    pub tokens: TokenKeys,
+    pub secrets: SecretBox,
+    pub recovery: RecoveryHasher,
+}
+
+impl Authenticator {
+    pub fn new(
+        store: Store,
+        hasher: PasswordHasher,
+        keys: Keys,
+        clock: Arc<dyn Clock>,
+        settings: FlowSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                hasher,
+                tokens: keys.tokens,
+                secrets: keys.secrets,
+                recovery: keys.recovery,
+                clock,
+                settings,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn tokens(&self) -> &TokenKeys {
+        &self.inner.tokens
+    }
+
+    /// Microsecond precision: what both databases store.
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now().trunc_subsecs(6)
+    }
+
+    /// The pending token's row and user, if the token is still usable.
+    async fn live_pending(
+        &self,
+        claims: &PendingClaims,
+        now: DateTime<Utc>,
+    ) -> Result<(PendingRow, UserRow), AuthError> {
+        let (jti, sub) = (claims.jti.clone(), claims.sub.clone());
+        let (row, user) = self
+            .inner
+            .store
+            .read(move |conn| pending::find_with_user(conn, &jti, &sub))
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        let usable = row.consumed_at.is_none()
+            && row.failed_attempts < MAX_CODE_ATTEMPTS
+            && row.expires_at > now.naive_utc();
+        if usable {
+            Ok((row, user))
+        } else {
+            Err(AuthError::InvalidToken)
+        }
+    }
+
+    async fn user_by_id(&self, user_id: &str) -> Result<UserRow, AuthError> {
+        let id = user_id.to_owned();
+        self.inner
+            .store
+            .read(move |conn| users::find_by_id(conn, &id))
+            .await?
+            .ok_or(AuthError::InvalidToken)
+    }
+
+    fn open_secret(&self, user: &UserRow) -> Result<Option<TotpSecret>, AuthError> {
+        let (Some(sealed), Some(key_id)) = (&user.totp_secret, &user.totp_key_id) else {
+            return Ok(None);
+        };
+        let bytes = self.inner.secrets.open(key_id, sealed, &user.id)?;
+        TotpSecret::from_bytes(&bytes)
+            .map(Some)
+            .ok_or_else(|| AuthError::internal("stored TOTP secret has the wrong length"))
+    }
+
+    /// Checks a code for an action taken with an access token (disable,
+    /// new recovery codes): the code must be current and unused; `action`
+    /// then runs in the same transaction that records the code as used.
+    async fn with_fresh_code<T, F>(
+        &self,
+        session: &Session,
+        code: &TotpCode,
+        client: ClientInfo,
+        action: F,
+    ) -> Result<T, AuthError>
+    where
+        F: FnOnce(&mut DbConnection, chrono::NaiveDateTime) -> Result<T, AuthError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        let now = self.now();
+        let user = self.user_by_id(&session.claims.sub).await?;
+        let secret = self
+            .open_secret(&user)?
+            .ok_or(AuthError::TwoFactorSetupRequired)?;
+        let step = secret.matching_step(code, now.timestamp(), user.totp_last_step);
+        let user_id = user.id.clone();
+        let failure_client = client.clone();
+        let outcome = match step {
+            None => Err(AuthError::InvalidOtp),
+            Some(step) => {
+                self.inner
+                    .store
+                    .transaction(move |conn| {
+                        if !users::advance_totp_step(conn, &user_id, step)? {
+                            return Err(AuthError::InvalidOtp);
+                        }
+                        action(conn, now.naive_utc())
+                    })
+                    .await
+            }
+        };
+        if matches!(outcome, Err(AuthError::InvalidOtp)) {
+            let user_id = user.id.clone();
+            self.inner
+                .store
+                .transaction(move |conn| {
+                    failure_client.record(conn, &user_id, SecurityEvent::OtpFailed, now.naive_utc())
+                })
+                .await?;
+        }
+        outcome
+    }
+
+    fn pending_grant(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        next_step: NextStep,
+    ) -> Result<(PendingClaims, PendingGrant), AuthError> {
+        let ttl = self.inner.settings.pending_ttl;
+        let claims = PendingClaims {
+            sub: user_id.to_owned(),
+            jti: Uuid::new_v4().to_string(),
+            iss: self.inner.settings.issuer.clone(),
+            aud: PENDING_AUDIENCE.to_owned(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+        };
+        let token = self.inner.tokens.sign_pending(&claims)?;
+        Ok((
+            claims,
+            PendingGrant {
+                token,
+                expires_in: ttl.num_seconds(),
+                next_step,
+            },
+        ))
+    }
+
+    /// A new session for `user_id`, ready to be written.
+    fn open_session(&self, user_id: &str, amr: &[&str], now: DateTime<Utc>) -> SessionOpening {
+        let expires_at = now + self.inner.settings.session_ttl;
+        SessionOpening {
+            session_id: Uuid::new_v4().to_string(),
+            user_id: user_id.to_owned(),
+            amr: amr.iter().map(|m| (*m).to_owned()).collect(),
+            created_at: now,
+            expires_at,
+            refresh: RefreshToken::generate(),
+            refresh_expires_at: (now + self.inner.settings.refresh_ttl).min(expires_at),
+        }
+    }
+
+    /// Signs the access token for a session and packs the token response.
+    fn token_grant(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        amr: Vec<String>,
+        refresh: RefreshToken,
+        refresh_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenGrant, AuthError> {
+        let ttl = self.inner.settings.access_ttl;
+        let claims = AccessClaims {
+            sub: user_id.to_owned(),
+            sid: session_id.to_owned(),
+            jti: Uuid::new_v4().to_string(),
+            iss: self.inner.settings.issuer.clone(),
+            aud: ACCESS_AUDIENCE.to_owned(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+            amr,
+            aal: "aal2".to_owned(),
+        };
+        Ok(TokenGrant {
+            access_token: self.inner.tokens.sign_access(&claims)?,
+            expires_in: ttl.num_seconds(),
+            refresh_token: refresh,
+            refresh_expires_in: (refresh_expires_at - now).num_seconds(),
+            recovery_codes: None,
+        })
+    }
+
+    /// Ten fresh codes: what to show, and what to store.
+    fn new_recovery_codes(&self) -> (Vec<String>, Vec<String>) {
+        (0..recovery::COUNT)
+            .map(|_| {
+                let code = RecoveryCode::generate();
+                (code.display(), self.inner.recovery.hash(&code))
+            })
+            .unzip()
+    }
+}
+
+/// A session about to be created (moved into the transaction that writes
+/// it, then turned into tokens).
+struct SessionOpening {
+    session_id: String,
+    user_id: String,
+    amr: Vec<String>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    refresh: RefreshToken,
+    refresh_expires_at: DateTime<Utc>,
+}
+
+impl SessionOpening {
+    fn insert(&self, conn: &mut DbConnection, client: &ClientInfo) -> Result<(), StoreError> {
+        let at = self.created_at.naive_utc();
+        session_store::insert(
+            conn,
+            &NewSession {
+                id: &self.session_id,
+                user_id: &self.user_id,
+                amr: &self.amr.join(" "),
+                created_at: at,
+                expires_at: self.expires_at.naive_utc(),
+            },
+        )?;
+        session_store::insert_refresh(
+            conn,
+            &NewRefresh {
+                token_hash: &self.refresh.hash(),
+                session_id: &self.session_id,
+                expires_at: self.refresh_expires_at.naive_utc(),
+                created_at: at,
+            },
+        )?;
+        client.record(conn, &self.user_id, SecurityEvent::LoginSucceeded, at)
+    }
+
+    fn into_grant(self, auth: &Authenticator) -> Result<TokenGrant, AuthError> {
+        auth.token_grant(
+            &self.session_id,
+            &self.user_id,
+            self.amr,
+            self.refresh,
+            self.refresh_expires_at,
+            self.created_at,
+        )
+    }
+}
+
+fn insert_pending(conn: &mut DbConnection, claims: &PendingClaims) -> Result<(), AuthError> {
+    let expires_at = DateTime::from_timestamp(claims.exp, 0)
+        .ok_or_else(|| AuthError::internal("pending token expiry out of range"))?
+        .naive_utc();
+    pending::insert(
+        conn,
+        &NewPending {
+            jti: &claims.jti,
+            user_id: &claims.sub,
+            expires_at,
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The first factor: registration and password login.
+
+use uuid::Uuid;
+
+use super::{Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending};
+use crate::auth::audit::{ClientInfo, SecurityEvent};
+use crate::auth::error::AuthError;
+use crate::auth::password::Password;
+use crate::auth::tokens::PendingClaims;
+use crate::auth::username::{self, Username};
+use crate::store::StoreError;
+use crate::store::users::{self, NewUser};
+
+impl Authenticator {
+    /// Creates the account and hands out its first pending token.
+    pub async fn register(
+        &self,
+        username: Username,
+        password: Password,
+        client: ClientInfo,
+    ) -> Result<Registration, AuthError> {
+        let key = username.key().to_owned();
+        // Refuse a taken name before paying for bcrypt; the unique index
+        // below still settles races.
+        if self
+            .inner
+            .store
+            .read(move |conn| users::key_exists(conn, &key))
+            .await?
+        {
+            return Err(AuthError::UsernameTaken);
+        }
+        let password_hash = self.inner.hasher.hash(password).await?;
+        let now = self.now();
+        let user_id = Uuid::new_v4().to_string();
+        let (claims, grant) = self.pending_grant(&user_id, now, NextStep::SetupTwoFactor)?;
+        let account = Account {
+            id: user_id.clone(),
+            username: username.as_str().to_owned(),
+            two_factor_enabled: false,
+            created_at: now,
+        };
+        self.inner
+            .store
+            .transaction(move |conn| {
+                let at = now.naive_utc();
+                let new_user = NewUser {
+                    id: &user_id,
+                    username: username.as_str(),
+                    username_key: username.key(),
+                    password_hash: &password_hash,
+                    created_at: at,
+                };
+                match users::insert(conn, &new_user) {
+                    Err(StoreError::UniqueViolation) => return Err(AuthError::UsernameTaken),
+                    other => other?,
+                }
+                insert_pending(conn, &claims)?;
+                client.record(conn, &user_id, SecurityEvent::Registered, at)?;
+                Ok(())
+            })
+            .await?;
+        Ok(Registration { account, grant })
+    }
+
+    /// Checks the password. An unknown name costs one bcrypt verification,
+    /// like a wrong password, and gets the same error.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Password,
+        client: ClientInfo,
+    ) -> Result<PendingGrant, AuthError> {
+        let key = username::lookup_key(username);
+        let user = self
+            .inner
+            .store
+            .read(move |conn| users::find_by_key(conn, &key))
+            .await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let password_ok = self.inner.hasher.verify(password, stored_hash).await?;
+        let now = self.now();
+        let Some(user) = user else {
+            return Err(AuthError::InvalidCredentials);
+        };
+        if !password_ok {
+            let user_id = user.id.clone();
+            self.inner
+                .store
+                .transaction(move |conn| {
+                    client.record(conn, &user_id, SecurityEvent::LoginFailed, now.naive_utc())
+                })
+                .await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let next_step = if user.two_factor_enabled {
+            NextStep::VerifyTwoFactor
+        } else {
+            NextStep::SetupTwoFactor
+        };
+        let (claims, grant) = self.pending_grant(&user.id, now, next_step)?;
+        self.inner
+            .store
+            .transaction(move |conn| insert_pending(conn, &claims))
+            .await?;
+        Ok(grant)
+    }
+
+    /// Checks a pending token's signature, kind and lifetime (not yet
+    /// whether it was spent: each step does that in its own query).
+    pub fn check_pending_token(&self, token: &str) -> Result<PendingClaims, AuthError> {
+        self.inner
+            .tokens
+            .verify_pending(token, self.now().timestamp())
+            .map_err(|_| AuthError::InvalidToken)
+    }
+}

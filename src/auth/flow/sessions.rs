@@ -1,0 +1,129 @@
+//! Sessions after the second factor: access checks, refresh, logout.
+
+use chrono::DateTime;
+
+use super::{Account, Authenticator, Session, TokenGrant};
+use crate::auth::audit::{ClientInfo, SecurityEvent};
+use crate::auth::error::AuthError;
+use crate::auth::refresh::RefreshToken;
+use crate::auth::tokens::TokenRejection;
+use crate::store::sessions::{self, NewRefresh, SessionRow};
+
+/// What a presented refresh token turned out to be.
+enum Refreshed {
+    Rotated(SessionRow),
+    /// Already rotated: someone replayed it; the session is now revoked.
+    Reused,
+    /// Unknown, expired, or of an ended session.
+    Dead,
+}
+
+impl Authenticator {
+    /// Resolves an access token to its live session and user.
+    pub async fn authenticate(&self, token: &str) -> Result<Session, AuthError> {
+        let now = self.now();
+        let claims = self
+            .inner
+            .tokens
+            .verify_access(token, now.timestamp())
+            .map_err(|rejection| match rejection {
+                TokenRejection::SecondFactorMissing => AuthError::TwoFactorRequired,
+                TokenRejection::Invalid => AuthError::InvalidToken,
+            })?;
+        let (sid, sub) = (claims.sid.clone(), claims.sub.clone());
+        let user = self
+            .inner
+            .store
+            .read(move |conn| sessions::live_user(conn, &sid, &sub, now.naive_utc()))
+            .await?
+            .ok_or(AuthError::InvalidToken)?;
+        Ok(Session {
+            account: Account::from(&user),
+            claims,
+        })
+    }
+
+    /// Rotates a refresh token: the old one dies, a new pair is issued with
+    /// the session's `amr`. A rotated token presented again revokes the
+    /// whole session (reuse detection).
+    pub async fn refresh(
+        &self,
+        presented: RefreshToken,
+        client: ClientInfo,
+    ) -> Result<TokenGrant, AuthError> {
+        let now = self.now();
+        let refresh_ttl = self.inner.settings.refresh_ttl;
+        let next = RefreshToken::generate();
+        let next_hash = next.hash();
+        let presented_hash = presented.hash();
+        let outcome = self
+            .inner
+            .store
+            .transaction(move |conn| {
+                let at = now.naive_utc();
+                let Some((token, session)) = sessions::find_refresh(conn, &presented_hash)? else {
+                    return Ok::<_, AuthError>((Refreshed::Dead, at));
+                };
+                // A concurrent refresh with the same token also lands here,
+                // once the winner has rotated it: that is reuse as well.
+                if token.rotated_at.is_some()
+                    || !sessions::rotate_refresh(conn, &presented_hash, at)?
+                {
+                    if sessions::revoke_by_id(conn, &session.id, at)? {
+                        client.record(
+                            conn,
+                            &session.user_id,
+                            SecurityEvent::RefreshReuseDetected,
+                            at,
+                        )?;
+                    }
+                    return Ok((Refreshed::Reused, at));
+                }
+                if session.revoked_at.is_some()
+                    || session.expires_at <= at
+                    || token.expires_at <= at
+                {
+                    return Ok((Refreshed::Dead, at));
+                }
+                let expires_at = (now + refresh_ttl).naive_utc().min(session.expires_at);
+                sessions::insert_refresh(
+                    conn,
+                    &NewRefresh {
+                        token_hash: &next_hash,
+                        session_id: &session.id,
+                        expires_at,
+                        created_at: at,
+                    },
+                )?;
+                Ok((Refreshed::Rotated(session), expires_at))
+            })
+            .await?;
+        match outcome {
+            (Refreshed::Rotated(session), expires_at) => self.token_grant(
+                &session.id,
+                &session.user_id,
+                session.amr.split(' ').map(str::to_owned).collect(),
+                next,
+                DateTime::from_naive_utc_and_offset(expires_at, chrono::Utc),
+                now,
+            ),
+            (Refreshed::Reused | Refreshed::Dead, _) => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Ends the session: its access and refresh tokens are refused from now on.
+    pub async fn logout(&self, session: &Session, client: ClientInfo) -> Result<(), AuthError> {
+        let now = self.now().naive_utc();
+        let (sid, sub) = (session.claims.sid.clone(), session.claims.sub.clone());
+        self.inner
+            .store
+            .transaction(move |conn| {
+                if !sessions::revoke(conn, &sid, &sub, now)? {
+                    return Err(AuthError::InvalidToken);
+                }
+                client.record(conn, &sub, SecurityEvent::Logout, now)?;
+                Ok(())
+            })
+            .await
+    }
+}

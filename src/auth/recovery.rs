@@ -1,0 +1,135 @@
+//! Recovery codes: 10 per user, 50 bits each, typed as `xxxxx-xxxxx`.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+pub const COUNT: usize = 10;
+const LENGTH: usize = 10;
+/// Crockford's base32, lower-case: no i, l, o or u to misread.
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A well-formed recovery code in canonical form (10 characters, no dash).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCode(String);
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCode(***)")
+    }
+}
+
+impl RecoveryCode {
+    /// 10 characters of 5 bits each from the OS CSPRNG: 50 bits.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; LENGTH];
+        rand::fill(&mut bytes);
+        // 256 is a multiple of 32, so masking keeps the choice uniform.
+        Self(
+            bytes
+                .iter()
+                .map(|b| ALPHABET[(b & 0x1f) as usize] as char)
+                .collect(),
+        )
+    }
+
+    /// Accepts any case, with or without the dash or spaces, and reads the
+    /// look-alikes i/l as 1 and o as 0.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut canonical = String::with_capacity(LENGTH);
+        for c in raw.chars().filter(|c| *c != '-' && *c != ' ') {
+            let c = match c.to_ascii_lowercase() {
+                'i' | 'l' => '1',
+                'o' => '0',
+                other => other,
+            };
+            if !c.is_ascii() || !ALPHABET.contains(&(c as u8)) || canonical.len() == LENGTH {
+                return Err("must be a recovery code like abcde-12345".into());
+            }
+            canonical.push(c);
+        }
+        if canonical.len() != LENGTH {
+            return Err("must be a recovery code like abcde-12345".into());
+        }
+        Ok(Self(canonical))
+    }
+
+    /// The form shown to the user: `xxxxx-xxxxx`.
+    pub fn display(&self) -> String {
+        format!("{}-{}", &self.0[..5], &self.0[5..])
+    }
+}
+
+/// HMAC-SHA256 under a server key: fast (the codes carry 50 bits, no need
+/// for bcrypt) yet useless to whoever has only a copy of the database.
+pub struct RecoveryHasher {
+    key: [u8; 32],
+}
+
+impl RecoveryHasher {
+    /// Derives the hashing key from the secrets-at-rest key.
+    pub fn derived_from(master_key: &[u8; 32]) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(master_key).expect("any key length");
+        mac.update(b"otpgate/recovery-codes/v1");
+        Self {
+            key: mac.finalize().into_bytes().into(),
+        }
+    }
+
+    pub fn hash(&self, code: &RecoveryCode) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(code.0.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_parse_back_in_every_typing() {
+        let code = RecoveryCode::generate();
+        let shown = code.display();
+        assert_eq!(shown.len(), 11);
+        assert_eq!(RecoveryCode::parse(&shown).unwrap(), code);
+        assert_eq!(RecoveryCode::parse(&shown.to_uppercase()).unwrap(), code);
+        assert_eq!(RecoveryCode::parse(&shown.replace('-', "")).unwrap(), code);
+        assert_ne!(RecoveryCode::generate(), code);
+    }
+
+    #[test]
+    fn look_alikes_are_read_as_digits() {
+        assert_eq!(
+            RecoveryCode::parse("OIL23-45678").unwrap(),
+            RecoveryCode::parse("01123-45678").unwrap()
+        );
+    }
+
+    #[test]
+    fn malformed_codes_are_refused() {
+        for bad in [
+            "",
+            "abcde",
+            "abcde-12345-6",
+            "abcd!-12345",
+            "abcdé-12345",
+            "uuuuu-uuuuu",
+        ] {
+            assert!(RecoveryCode::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hashes_depend_on_the_key() {
+        let code = RecoveryCode::parse("abcde-12345").unwrap();
+        let one = RecoveryHasher::derived_from(&[1; 32]);
+        let two = RecoveryHasher::derived_from(&[2; 32]);
+        assert_eq!(one.hash(&code), one.hash(&code));
+        assert_ne!(one.hash(&code), two.hash(&code));
+        assert!(!one.hash(&code).contains("abcde"));
+    }
+}

@@ -1,0 +1,84 @@
+//! The operator commands, run as a process against a real database.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn otpgate(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("OTPGATE_DATA_DIR", app.data_dir())
+        .env("OTPGATE_JWT_SECRET", JWT_SECRET)
+        .env("OTPGATE_BCRYPT_COST", "4")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("otpgate runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn admin_commands_act_on_a_real_account(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("Admin")).await;
+    let name = user.username.clone();
+
+    let (ok, out, err) = otpgate(&app, &["admin", "show", &name.to_uppercase()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("two-factor enabled:    true"), "{out}");
+    assert!(out.contains("live sessions:         1"), "{out}");
+    assert!(out.contains("unused recovery codes: 10"), "{out}");
+    assert!(out.contains("login_succeeded"), "{out}");
+    assert!(!out.contains(&user.secret), "no secret shown");
+
+    let (ok, out, err) = otpgate(&app, &["admin", "revoke-sessions", &name]);
+    assert!(ok, "{err}");
+    assert!(out.contains("revoked 1 live session"), "{out}");
+    assert_problem(
+        app.get("/api/v1/me", Some(user.access_token())).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+
+    let (ok, out, err) = otpgate(&app, &["admin", "reset-2fa", &name]);
+    assert!(ok, "{err}");
+    assert!(out.contains("two-factor reset"), "{out}");
+    let login = app.login(&name).await;
+    assert_eq!(login["next_step"], "setup_2fa");
+    let setup = app.setup(login["pending_token"].as_str().unwrap()).await;
+    assert_ne!(setup["secret"], json!(user.secret));
+
+    let (ok, out, _) = otpgate(&app, &["admin", "show", &name]);
+    assert!(ok);
+    assert!(out.contains("two-factor enabled:    false"), "{out}");
+    assert!(
+        out.contains("two_factor_disabled") && out.contains("otpgate admin"),
+        "{out}"
+    );
+}
+
+async fn admin_commands_fail_for_an_unknown_user(app: TestApp) {
+    for command in ["show", "reset-2fa", "revoke-sessions"] {
+        let (ok, out, err) = otpgate(&app, &["admin", command, "nobody-here"]);
+        assert!(!ok, "{command}: {out}");
+        assert!(
+            err.contains("no user named \"nobody-here\""),
+            "{command}: {err}"
+        );
+    }
+    // The server is untouched.
+    let response = app.get("/healthz", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let _: Value = response.json().await.unwrap();
+}
+
+on_both_backends!(
+    admin_commands_act_on_a_real_account,
+    admin_commands_fail_for_an_unknown_user
+);

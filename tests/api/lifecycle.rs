@@ -1,0 +1,511 @@
+//! Recovery codes, refresh tokens, disable / re-enrol and the security log.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn recovery_codes(tokens: &Value) -> Vec<String> {
+    tokens["recovery_codes"]
+        .as_array()
+        .expect("recovery_codes present")
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn recover(app: &TestApp, username: &str, code: &str) -> reqwest::Response {
+    let login = app.login(username).await;
+    let pending = login["pending_token"].as_str().unwrap().to_owned();
+    app.post(
+        "/api/v1/2fa/recover",
+        Some(&pending),
+        json!({"recovery_code": code}),
+    )
+    .await
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn first_verification_returns_ten_recovery_codes_once(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("codes")).await;
+    let codes = recovery_codes(&user.tokens);
+    assert_eq!(codes.len(), 10);
+    let distinct: std::collections::HashSet<_> = codes.iter().collect();
+    assert_eq!(distinct.len(), 10);
+    for code in &codes {
+        assert_eq!(code.len(), 11, "{code}");
+        assert_eq!(&code[5..6], "-");
+        assert!(
+            code.chars()
+                .all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_lowercase())
+        );
+    }
+    assert!(user.tokens["refresh_token"].as_str().unwrap().len() >= 43);
+    assert_eq!(user.tokens["refresh_expires_in"], 2_592_000);
+    // A later verification carries no codes.
+    let login = app.login(&user.username).await;
+    let response = app
+        .verify(
+            login["pending_token"].as_str().unwrap(),
+            &app.code(&user.secret, 0),
+        )
+        .await;
+    let tokens: Value = response.json().await.unwrap();
+    assert!(tokens.get("recovery_codes").is_none(), "{tokens}");
+    assert!(tokens["refresh_token"].is_string());
+}
+
+async fn a_recovery_code_signs_in_once(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("recover")).await;
+    let codes = recovery_codes(&user.tokens);
+    // Case and dash do not matter.
+    let typed = codes[0].to_uppercase().replace('-', "");
+    let response = recover(&app, &user.username, &typed).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "recovery_code"])
+    );
+    assert!(tokens.get("recovery_codes").is_none());
+    let response = app.get("/api/v1/me", tokens["access_token"].as_str()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = recover(&app, &user.username, &codes[0]).await;
+    assert_problem(response, 401, "invalid_recovery_code").await;
+    let response = recover(&app, &user.username, "aaaaa-aaaaa").await;
+    assert_problem(response, 401, "invalid_recovery_code").await;
+    let response = recover(&app, &user.username, &codes[1]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn a_recovery_code_raced_twice_succeeds_once(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("recrace")).await;
+    let code = recovery_codes(&user.tokens)[2].clone();
+    let app = Arc::new(app);
+    let mut attempts = Vec::new();
+    for _ in 0..2 {
+        let login = app.login(&user.username).await;
+        let pending = login["pending_token"].as_str().unwrap().to_owned();
+        let (app, code) = (app.clone(), code.clone());
+        attempts.push(tokio::spawn(async move {
+            app.post(
+                "/api/v1/2fa/recover",
+                Some(&pending),
+                json!({"recovery_code": code}),
+            )
+            .await
+            .status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::UNAUTHORIZED]);
+}
+
+async fn wrong_recovery_codes_count_toward_the_pending_limit(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("reclimit")).await;
+    let login = app.login(&user.username).await;
+    let pending = login["pending_token"].as_str().unwrap();
+    for _ in 0..3 {
+        let response = app
+            .post(
+                "/api/v1/2fa/recover",
+                Some(pending),
+                json!({"recovery_code": "zzzzz-zzzzz"}),
+            )
+            .await;
+        assert_problem(response, 401, "invalid_recovery_code").await;
+    }
+    for _ in 0..2 {
+        let response = app.verify(pending, "000000").await;
+        if response.status() == StatusCode::OK {
+            return; // "000000" was the right code: nothing to learn this run.
+        }
+        assert_problem(response, 401, "invalid_otp").await;
+    }
+    let response = app.verify(pending, &app.code(&user.secret, 0)).await;
+    assert_problem(response, 401, "invalid_token").await;
+}
+
+async fn regenerating_codes_kills_the_old_ones(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("regen")).await;
+    let old = recovery_codes(&user.tokens);
+    let response = app
+        .post(
+            "/api/v1/2fa/recovery-codes",
+            Some(user.access_token()),
+            json!({"code": "12345"}),
+        )
+        .await;
+    assert_problem(response, 422, "validation_failed").await;
+    let response = app
+        .post(
+            "/api/v1/2fa/recovery-codes",
+            Some(user.access_token()),
+            json!({"code": app.code(&user.secret, 0)}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let new = recovery_codes(&response.json().await.unwrap());
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|code| !old.contains(code)));
+    let response = recover(&app, &user.username, &old[0]).await;
+    assert_problem(response, 401, "invalid_recovery_code").await;
+    let response = recover(&app, &user.username, &new[0]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The code used to regenerate cannot be used again.
+    let response = app
+        .post(
+            "/api/v1/2fa/recovery-codes",
+            Some(user.access_token()),
+            json!({"code": app.code(&user.secret, 0)}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_otp").await;
+}
+
+async fn refresh_rotates_and_detects_reuse(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("refresh")).await;
+    let first = user.tokens["refresh_token"].as_str().unwrap().to_owned();
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let second: Value = response.json().await.unwrap();
+    let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first);
+    assert_eq!(second["token_type"], "Bearer");
+    assert_eq!(second["expires_in"], 900);
+    assert!(second.get("recovery_codes").is_none());
+    let access = second["access_token"].as_str().unwrap();
+    let (old_claims, new_claims) = (claims(user.access_token()), claims(access));
+    assert_eq!(new_claims["sid"], old_claims["sid"]);
+    assert_eq!(new_claims["amr"], json!(["pwd", "otp"]));
+    assert_eq!(new_claims["aal"], "aal2");
+    assert_eq!(
+        app.get("/api/v1/me", Some(access)).await.status(),
+        StatusCode::OK
+    );
+
+    // The first token again: reuse. The whole session dies, new tokens too.
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": first}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_token").await;
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": second_refresh}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_token").await;
+    let response = app.get("/api/v1/me", Some(access)).await;
+    assert_problem(response, 401, "invalid_token").await;
+
+    // It shows in the security log, seen from a new session.
+    let login = app.login(&user.username).await;
+    let response = app
+        .verify(
+            login["pending_token"].as_str().unwrap(),
+            &app.code(&user.secret, 0),
+        )
+        .await;
+    let tokens: Value = response.json().await.unwrap();
+    let response = app
+        .get("/api/v1/me/events", tokens["access_token"].as_str())
+        .await;
+    let events: Value = response.json().await.unwrap();
+    let types: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"refresh_reuse_detected"), "{types:?}");
+}
+
+async fn refresh_refuses_garbage_and_logged_out_sessions(app: TestApp) {
+    for garbage in ["", "nope", "eyJhbGciOiJIUzI1NiJ9.e30.x"] {
+        let response = app
+            .post(
+                "/api/v1/auth/refresh",
+                None,
+                json!({"refresh_token": garbage}),
+            )
+            .await;
+        let (status, _) = problem(response).await;
+        assert!(status == 401 || status == 422, "{garbage:?}: {status}");
+    }
+    let unknown = "A".repeat(43);
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": unknown}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_token").await;
+
+    let user = app.enrolled_user(&unique_name("logoutrefresh")).await;
+    let response = app
+        .request(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(user.access_token()),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": user.tokens["refresh_token"]}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_token").await;
+}
+
+async fn refresh_keeps_the_recovery_amr(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("amr")).await;
+    let code = recovery_codes(&user.tokens)[0].clone();
+    let tokens: Value = recover(&app, &user.username, &code)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .await;
+    let refreshed: Value = response.json().await.unwrap();
+    assert_eq!(
+        claims(refreshed["access_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "recovery_code"])
+    );
+}
+
+async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("disable")).await;
+    let other_session = {
+        let login = app.login(&user.username).await;
+        let response = app
+            .verify(
+                login["pending_token"].as_str().unwrap(),
+                &app.code(&user.secret, 0),
+            )
+            .await;
+        app.advance_steps(1);
+        response.json::<Value>().await.unwrap()
+    };
+    let token = Some(user.access_token());
+    let response = app
+        .post(
+            "/api/v1/2fa/disable",
+            token,
+            json!({"password": "wrong password!", "code": app.code(&user.secret, 0)}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_credentials").await;
+    let response = app
+        .post(
+            "/api/v1/2fa/disable",
+            token,
+            json!({"password": PASSWORD, "code": "000000"}),
+        )
+        .await;
+    if response.status() != StatusCode::NO_CONTENT {
+        assert_problem(response, 401, "invalid_otp").await;
+        let response = app
+            .post(
+                "/api/v1/2fa/disable",
+                token,
+                json!({"password": PASSWORD, "code": app.code(&user.secret, 0)}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+    // Every session is gone, refresh tokens included.
+    for access in [
+        user.access_token(),
+        other_session["access_token"].as_str().unwrap(),
+    ] {
+        assert_problem(
+            app.get("/api/v1/me", Some(access)).await,
+            401,
+            "invalid_token",
+        )
+        .await;
+    }
+    let response = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": other_session["refresh_token"]}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_token").await;
+    // Recovery codes died with the secret.
+    let response = recover(&app, &user.username, &recovery_codes(&user.tokens)[0]).await;
+    assert_problem(response, 401, "invalid_recovery_code").await;
+
+    let login = app.login(&user.username).await;
+    assert_eq!(login["next_step"], "setup_2fa");
+    let pending = login["pending_token"].as_str().unwrap();
+    let setup = app.setup(pending).await;
+    let secret = setup["secret"].as_str().unwrap();
+    assert_ne!(secret, user.secret);
+    let response = app.verify(pending, &app.code(secret, 0)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(
+        recovery_codes(&tokens).len(),
+        10,
+        "re-enrolment issues new codes"
+    );
+}
+
+async fn the_security_log_lists_events_newest_first(app: TestApp) {
+    let name = unique_name("log");
+    let registered = app.register(&name).await;
+    let response = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": name, "password": "not the password"}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_credentials").await;
+    let pending = registered["pending_token"].as_str().unwrap();
+    let secret = app.setup(pending).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
+    let wrong = if near.contains(&"000000".to_owned()) {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert_problem(app.verify(pending, wrong).await, 401, "invalid_otp").await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/2fa/verify"))
+        .bearer_auth(pending)
+        .header("user-agent", "log-test/1.0")
+        .json(&json!({"code": app.code(&secret, 0)}))
+        .send()
+        .await
+        .unwrap();
+    let tokens: Value = response.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let response = app.get("/api/v1/me/events", Some(access)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let events = body["events"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "login_succeeded",
+            "two_factor_enabled",
+            "otp_failed",
+            "login_failed",
+            "registered"
+        ]
+    );
+    assert_eq!(events[0]["user_agent"], "log-test/1.0");
+    assert_eq!(events[0]["ip"], "127.0.0.1");
+    let times: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|pair| pair[0] >= pair[1]), "{times:?}");
+    // Nothing secret is in the log.
+    let text = body.to_string();
+    assert!(!text.contains(&secret) && !text.contains(PASSWORD));
+
+    let response = app
+        .request(Method::POST, "/api/v1/auth/logout", Some(access), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let pending = app.login(&name).await["pending_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.advance_steps(1);
+    let tokens: Value = app
+        .verify(&pending, &app.code(&secret, 0))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let body: Value = app
+        .get("/api/v1/me/events", tokens["access_token"].as_str())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["events"][0]["type"], "login_succeeded");
+    assert_eq!(body["events"][1]["type"], "logout");
+}
+
+async fn the_security_log_shows_at_most_fifty(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("fifty")).await;
+    for _ in 0..55 {
+        let response = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"username": user.username, "password": "wrong password"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let body: Value = app
+        .get("/api/v1/me/events", Some(user.access_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["events"].as_array().unwrap().len(), 50);
+}
+
+on_both_backends!(
+    first_verification_returns_ten_recovery_codes_once,
+    a_recovery_code_signs_in_once,
+    a_recovery_code_raced_twice_succeeds_once,
+    wrong_recovery_codes_count_toward_the_pending_limit,
+    regenerating_codes_kills_the_old_ones,
+    refresh_rotates_and_detects_reuse,
+    refresh_refuses_garbage_and_logged_out_sessions,
+    refresh_keeps_the_recovery_amr,
+    disable_then_re_enrol_with_a_new_secret,
+    the_security_log_lists_events_newest_first,
+    the_security_log_shows_at_most_fifty,
+);
