@@ -6,8 +6,9 @@
 #
 # Knobs (environment): OTPGATE_BIN (default target/release/otpgate),
 # BENCH_DURATION (seconds per wrk run, default 10), BENCH_VERIFY_USERS
-# (users for the successful-verify burst, default 3000), BENCH_SKIP_INSTALL=1
-# (do not apt-get/pip anything).
+# (users for the successful-verify burst, default 3000), BENCH_WAIT_IDLE
+# (seconds to wait for other CPU users to finish first, default 0),
+# BENCH_SKIP_INSTALL=1 (do not apt-get/pip anything).
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -169,8 +170,34 @@ calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
 
 # =================================================================== run
 ensure_tools
+# Run a private copy: a rebuild during the run must not swap the binary.
+cp "$BIN" "$WORK/otpgate"
+SRC_BIN=$BIN
+BIN=$WORK/otpgate
 started=$(date +%s)
-say "otpgate bench $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r); binary $BIN"
+say "otpgate bench $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r); binary $SRC_BIN"
+cpu_busy() { # % of all cores busy over one second, from /proc/stat
+    local a b
+    a=$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2];
+        printf "%.0f", ((busy + idle) > 0 ? 100 * busy / (busy + idle) : 0) }'
+}
+busy=$(cpu_busy)
+if ((busy > 10)) && [[ "${BENCH_WAIT_IDLE:-0}" != 0 ]]; then
+    say "   CPU ${busy}% busy: waiting up to ${BENCH_WAIT_IDLE}s for it to go quiet"
+    waited=0
+    while ((busy > 10 && waited < BENCH_WAIT_IDLE)); do
+        sleep 4
+        busy=$(cpu_busy)
+        waited=$((waited + 5))
+    done
+fi
+say "   CPU busy before the run: ${busy}% (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+if ((busy > 10)); then
+    say "   WARNING: something else is using the CPU; it competes with the benchmark and lowers the figures"
+fi
 say "   $("$BIN" --version 2>/dev/null || echo '?'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)')"
 
 # ---- server A: bcrypt cost 4 for everything that is not about logins

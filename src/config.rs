@@ -2,7 +2,7 @@
 //! problem names the variable at fault, so start-up fails with one clear line.
 
 use std::net::ToSocketAddrs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -25,6 +25,15 @@ fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// How tokens are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret (default).
+    Hs256,
+    /// Ed25519: verifiers need only the public keys at /.well-known/jwks.json.
+    EdDsa,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -35,8 +44,13 @@ pub enum LogFormat {
 pub struct Config {
     pub database_url: DatabaseUrl,
     pub bind: String,
-    /// None: read or create `<data_dir>/jwt-secret`.
+    pub jwt_algorithm: JwtAlgorithm,
+    /// HS256 only. None: read or create `<data_dir>/jwt-secret`.
     pub jwt_secret: Option<Vec<u8>>,
+    /// EdDSA only: PKCS#8 PEM. None: read or create `<data_dir>/jwt-ed25519.pem`.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// EdDSA only: a retiring public key (SPKI PEM) still accepted and published.
+    pub jwt_previous_public_key_file: Option<PathBuf>,
     /// None: read or create `<data_dir>/encryption-key`.
     pub encryption_key: Option<[u8; KEY_BYTES]>,
     pub issuer: String,
@@ -119,6 +133,14 @@ impl Config {
             }
             other => other.map(String::into_bytes),
         };
+        let jwt_algorithm = match get("OTPGATE_JWT_ALG", &None).as_deref() {
+            None | Some("HS256") => JwtAlgorithm::Hs256,
+            Some("EdDSA") => JwtAlgorithm::EdDsa,
+            Some(_) => return Err(invalid("OTPGATE_JWT_ALG", "must be HS256 or EdDSA")),
+        };
+        let jwt_private_key_file = get("OTPGATE_JWT_PRIVATE_KEY_FILE", &None).map(PathBuf::from);
+        let jwt_previous_public_key_file =
+            get("OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE", &None).map(PathBuf::from);
         let encryption_key = get("OTPGATE_ENCRYPTION_KEY", &None)
             .map(|raw| decode_key(&raw).map_err(|e| invalid("OTPGATE_ENCRYPTION_KEY", e)))
             .transpose()?;
@@ -139,7 +161,10 @@ impl Config {
         Ok(Self {
             database_url,
             bind,
+            jwt_algorithm,
             jwt_secret,
+            jwt_private_key_file,
+            jwt_previous_public_key_file,
             encryption_key,
             issuer,
             bcrypt_cost: bcrypt_cost as u32,
@@ -257,17 +282,35 @@ fn cors_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
 /// Reads a 32-byte key kept (base64) in `<data_dir>/<name>`, creating it
 /// with mode 0600 on first start. Returns the key and whether it is new.
 pub fn load_or_create_key(
-    data_dir: &std::path::Path,
+    data_dir: &Path,
     name: &str,
 ) -> Result<([u8; KEY_BYTES], bool), ConfigError> {
+    let (text, created) = load_or_create_file(data_dir, name, || {
+        let mut key = [0u8; KEY_BYTES];
+        rand::fill(&mut key);
+        STANDARD.encode(key) + "\n"
+    })?;
+    let key = decode_key(&text).map_err(|e| {
+        invalid(
+            "OTPGATE_DATA_DIR",
+            format!("{}: {e}", data_dir.join(name).display()),
+        )
+    })?;
+    Ok((key, created))
+}
+
+/// Reads `<data_dir>/<name>`, or creates it (mode 0600) with `make()` on
+/// first start. Returns the text and whether it is new.
+pub fn load_or_create_file(
+    data_dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> String,
+) -> Result<(String, bool), ConfigError> {
     use std::io::Write as _;
     let fail = |message: String| invalid("OTPGATE_DATA_DIR", message);
     let path = data_dir.join(name);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let key = decode_key(&text).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-            return Ok((key, false));
-        }
+        Ok(text) => return Ok((text, false)),
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             return Err(fail(format!("cannot read {}: {error}", path.display())));
         }
@@ -275,24 +318,29 @@ pub fn load_or_create_key(
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|e| fail(format!("cannot create {}: {e}", data_dir.display())))?;
-    let mut key = [0u8; KEY_BYTES];
-    rand::fill(&mut key);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(&path) {
         Ok(mut file) => {
-            writeln!(file, "{}", STANDARD.encode(key))
+            let text = make();
+            file.write_all(text.as_bytes())
                 .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
-            Ok((key, true))
+            Ok((text, true))
         }
         // Another instance created it first: use theirs.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            load_or_create_key(data_dir, name)
+            load_or_create_file(data_dir, name, make)
         }
         Err(error) => Err(fail(format!("cannot create {}: {error}", path.display()))),
     }
+}
+
+/// Reads a key file named by a setting.
+pub fn read_key_file(variable: &'static str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| invalid(variable, format!("cannot read {}: {e}", path.display())))
 }
 
 #[cfg(test)]

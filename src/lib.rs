@@ -25,7 +25,9 @@ use auth::recovery::RecoveryHasher;
 use auth::secret_box::SecretBox;
 use auth::tokens::TokenKeys;
 use auth::{Authenticator, Clock, SystemClock};
-use config::{Config, load_or_create_key};
+use config::{
+    Config, ConfigError, JwtAlgorithm, load_or_create_file, load_or_create_key, read_key_file,
+};
 use store::Store;
 
 /// A bound, ready-to-run server.
@@ -98,20 +100,6 @@ pub async fn build_authenticator(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Authenticator> {
-    let jwt_secret = match &config.jwt_secret {
-        Some(secret) => secret.clone(),
-        None => {
-            let (key, created) = load_or_create_key(&config.data_dir, "jwt-secret")?;
-            if created {
-                tracing::warn!(
-                    path = %config.data_dir.join("jwt-secret").display(),
-                    "OTPGATE_JWT_SECRET is not set: generated a random JWT secret and saved it \
-                     (mode 0600); set OTPGATE_JWT_SECRET to share one across instances"
-                );
-            }
-            key.to_vec()
-        }
-    };
     let encryption_key = match config.encryption_key {
         Some(key) => key,
         None => {
@@ -135,7 +123,7 @@ pub async fn build_authenticator(
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads)).await??;
     let keys = Keys {
-        tokens: TokenKeys::hs256(&jwt_secret, &config.issuer)?,
+        tokens: token_keys(config)?,
         secrets: SecretBox::new(encryption_key),
         recovery: RecoveryHasher::derived_from(&encryption_key),
     };
@@ -148,6 +136,73 @@ pub async fn build_authenticator(
         event_retention: chrono::Duration::days(config.event_retention_days),
     };
     Ok(Authenticator::new(store, hasher, keys, clock, settings))
+}
+
+/// The JWT keys the configuration names, generating what is missing into
+/// the data dir (with a warning, since other instances cannot know them).
+fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+    match config.jwt_algorithm {
+        JwtAlgorithm::Hs256 => {
+            let secret = match &config.jwt_secret {
+                Some(secret) => secret.clone(),
+                None => {
+                    let (key, created) = load_or_create_key(&config.data_dir, "jwt-secret")?;
+                    if created {
+                        tracing::warn!(
+                            path = %config.data_dir.join("jwt-secret").display(),
+                            "OTPGATE_JWT_SECRET is not set: generated a random JWT secret and \
+                             saved it (mode 0600); set OTPGATE_JWT_SECRET to share one across \
+                             instances"
+                        );
+                    }
+                    key.to_vec()
+                }
+            };
+            Ok(TokenKeys::hs256(&secret, &config.issuer)?)
+        }
+        JwtAlgorithm::EdDsa => {
+            let private_pem = match &config.jwt_private_key_file {
+                Some(path) => read_key_file("OTPGATE_JWT_PRIVATE_KEY_FILE", path)?,
+                None => {
+                    let mut failure = None;
+                    let (pem, created) =
+                        load_or_create_file(&config.data_dir, "jwt-ed25519.pem", || {
+                            TokenKeys::generate_ed25519_pem().unwrap_or_else(|e| {
+                                failure = Some(e);
+                                String::new()
+                            })
+                        })?;
+                    if let Some(error) = failure {
+                        anyhow::bail!("cannot generate an Ed25519 key: {error}");
+                    }
+                    if created {
+                        tracing::warn!(
+                            path = %config.data_dir.join("jwt-ed25519.pem").display(),
+                            "OTPGATE_JWT_PRIVATE_KEY_FILE is not set: generated an Ed25519 \
+                             signing key and saved it (mode 0600)"
+                        );
+                    }
+                    pem
+                }
+            };
+            let previous = config
+                .jwt_previous_public_key_file
+                .as_deref()
+                .map(|path| read_key_file("OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE", path))
+                .transpose()?;
+            TokenKeys::ed25519(&private_pem, previous.as_deref(), &config.issuer).map_err(|e| {
+                ConfigError {
+                    variable: if config.jwt_private_key_file.is_some() {
+                        "OTPGATE_JWT_PRIVATE_KEY_FILE"
+                    } else {
+                        "OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE"
+                    },
+                    message: e,
+                }
+                .into()
+            })
+        }
+    }
 }
 
 /// Prunes old security events, spent pending tokens and ended sessions at

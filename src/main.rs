@@ -150,10 +150,13 @@ fn main() -> ExitCode {
             });
             match served {
                 Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("otpgate: {error:#}");
-                    ExitCode::FAILURE
-                }
+                Err(error) => match error.downcast_ref::<otpgate::config::ConfigError>() {
+                    Some(config) => config_error(config),
+                    None => {
+                        eprintln!("otpgate: {error:#}");
+                        ExitCode::FAILURE
+                    }
+                },
             }
         }
     }

@@ -42,6 +42,19 @@ first_req_us = 0
 first_good_us = 0
 last_good_us = 0
 
+-- wrk calls request() once on thread 0's state right after init(), to
+-- check the request's shape (script_verify_request), and never sends what
+-- it returned. Scripts that must not lose a request (each is used once)
+-- answer that call with a throwaway one: `if is_probe() then ... end`.
+probed = false
+function is_probe()
+  if thread_id == 0 and not probed then
+    probed = true
+    return true
+  end
+  return false
+end
+
 function mark_request()
   if first_req_us == 0 then first_req_us = now_us() end
 end

@@ -15,6 +15,7 @@ function init(args)
   n = #reqs
 end
 function request()
+  if is_probe() then return wrk.format("GET", "/healthz") end
   mark_request()
   if i >= n then
     exhausted = true

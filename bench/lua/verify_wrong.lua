@@ -18,6 +18,7 @@ function init(args)
   n = #headers
 end
 function request()
+  if is_probe() then return wrk.format("GET", "/healthz") end
   mark_request()
   if i >= n * tries then
     exhausted = true

@@ -1,11 +1,17 @@
 //! JWTs: the short pending-2FA token and the access token. They differ in
 //! `typ` header and audience, so neither is ever accepted as the other.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{
     Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::error::AuthError;
 
@@ -52,11 +58,20 @@ pub enum TokenRejection {
     SecondFactorMissing,
 }
 
+/// A key that verifies tokens, named by `kid` (None under HS256).
+struct Verifier {
+    kid: Option<String>,
+    key: DecodingKey,
+}
+
 /// The keys and rules that sign and check every token of one issuer.
 pub struct TokenKeys {
     algorithm: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    signing_kid: Option<String>,
+    verifiers: Vec<Verifier>,
+    /// Public keys as RFC 7517 JWKs (empty under HS256).
+    jwks: Vec<serde_json::Value>,
     issuer: String,
 }
 
@@ -64,6 +79,7 @@ impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenKeys")
             .field("algorithm", &self.algorithm)
+            .field("signing_kid", &self.signing_kid)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
@@ -79,9 +95,70 @@ impl TokenKeys {
         Ok(Self {
             algorithm: Algorithm::HS256,
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            signing_kid: None,
+            verifiers: vec![Verifier {
+                kid: None,
+                key: DecodingKey::from_secret(secret),
+            }],
+            jwks: Vec::new(),
             issuer: issuer.to_owned(),
         })
+    }
+
+    /// Ed25519: signs with `private_pem` (PKCS#8); verifies with its public
+    /// key and, during a rotation, with `previous_public_pem` (SPKI) too.
+    pub fn ed25519(
+        private_pem: &str,
+        previous_public_pem: Option<&str>,
+        issuer: &str,
+    ) -> Result<Self, String> {
+        let signing = SigningKey::from_pkcs8_pem(private_pem)
+            .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
+        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes())
+            .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
+        let mut public_keys = vec![signing.verifying_key()];
+        if let Some(pem) = previous_public_pem {
+            public_keys.push(
+                VerifyingKey::from_public_key_pem(pem)
+                    .map_err(|e| format!("not an Ed25519 public key: {e}"))?,
+            );
+        }
+        let mut verifiers = Vec::new();
+        let mut jwks = Vec::new();
+        for public in public_keys {
+            let x = URL_SAFE_NO_PAD.encode(public.as_bytes());
+            let kid = jwk_thumbprint(&x);
+            verifiers.push(Verifier {
+                kid: Some(kid.clone()),
+                key: DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?,
+            });
+            jwks.push(serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA"
+            }));
+        }
+        Ok(Self {
+            algorithm: Algorithm::EdDSA,
+            encoding,
+            signing_kid: verifiers[0].kid.clone(),
+            verifiers,
+            jwks,
+            issuer: issuer.to_owned(),
+        })
+    }
+
+    /// A new Ed25519 private key as PKCS#8 PEM.
+    pub fn generate_ed25519_pem() -> Result<String, String> {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        SigningKey::from_bytes(&seed)
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The public keys, for `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> &[serde_json::Value] {
+        &self.jwks
     }
 
     pub fn issuer(&self) -> &str {
@@ -116,6 +193,7 @@ impl TokenKeys {
     fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, AuthError> {
         let header = Header {
             typ: Some(typ.to_owned()),
+            kid: self.signing_kid.clone(),
             ..Header::new(self.algorithm)
         };
         encode(&header, claims, &self.encoding).map_err(AuthError::internal)
@@ -129,10 +207,15 @@ impl TokenKeys {
         now: i64,
     ) -> Result<T, TokenRejection> {
         let header = decode_header(token).map_err(|_| TokenRejection::Invalid)?;
-        // Only our own algorithm and kind; never a key named by the token.
+        // Only our own algorithm, kind and keys; never a key the token
+        // brings or points to.
+        let verifier = self
+            .verifiers
+            .iter()
+            .find(|verifier| verifier.kid == header.kid)
+            .ok_or(TokenRejection::Invalid)?;
         let acceptable = header.alg == self.algorithm
             && header.typ.as_deref() == Some(typ)
-            && header.kid.is_none()
             && header.jku.is_none()
             && header.jwk.is_none()
             && header.x5u.is_none()
@@ -149,7 +232,7 @@ impl TokenKeys {
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        let claims = decode::<T>(token, &self.decoding, &validation)
+        let claims = decode::<T>(token, &verifier.key, &validation)
             .map_err(|_| TokenRejection::Invalid)?
             .claims;
         let leeway = LEEWAY_SECS as i64;
@@ -175,5 +258,69 @@ impl TimeClaims for PendingClaims {
 impl TimeClaims for AccessClaims {
     fn times(&self) -> (i64, i64, i64) {
         (self.iat, self.nbf, self.exp)
+    }
+}
+
+/// RFC 7638 thumbprint of an Ed25519 JWK: SHA-256 over its required
+/// members in lexicographic order, base64url.
+fn jwk_thumbprint(x: &str) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+
+    use super::*;
+
+    fn pending_claims(now: i64) -> PendingClaims {
+        PendingClaims {
+            sub: "user".into(),
+            jti: "jti".into(),
+            iss: "otpgate".into(),
+            aud: PENDING_AUDIENCE.into(),
+            iat: now,
+            nbf: now,
+            exp: now + 300,
+        }
+    }
+
+    #[test]
+    fn a_retiring_ed25519_key_still_verifies_until_removed() {
+        let now = 1_800_000_000;
+        let old_pem = TokenKeys::generate_ed25519_pem().unwrap();
+        let old = TokenKeys::ed25519(&old_pem, None, "otpgate").unwrap();
+        let token = old.sign_pending(&pending_claims(now)).unwrap();
+        let old_public = SigningKey::from_pkcs8_pem(&old_pem)
+            .unwrap()
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let new_pem = TokenKeys::generate_ed25519_pem().unwrap();
+        let rotating = TokenKeys::ed25519(&new_pem, Some(&old_public), "otpgate").unwrap();
+        assert_eq!(rotating.jwks().len(), 2);
+        assert_eq!(
+            rotating.verify_pending(&token, now),
+            Ok(pending_claims(now))
+        );
+        let rotated = TokenKeys::ed25519(&new_pem, None, "otpgate").unwrap();
+        assert_eq!(
+            rotated.verify_pending(&token, now),
+            Err(TokenRejection::Invalid)
+        );
+        let fresh = rotated.sign_pending(&pending_claims(now)).unwrap();
+        assert!(rotating.verify_pending(&fresh, now).is_ok());
+    }
+
+    #[test]
+    fn times_are_checked_with_five_seconds_of_leeway() {
+        let keys = TokenKeys::hs256(&[7; 32], "otpgate").unwrap();
+        let now = 1_800_000_000;
+        let token = keys.sign_pending(&pending_claims(now)).unwrap();
+        assert!(keys.verify_pending(&token, now + 300 + 4).is_ok());
+        assert!(keys.verify_pending(&token, now + 300 + 5).is_err());
+        assert!(keys.verify_pending(&token, now - 5).is_ok());
+        assert!(keys.verify_pending(&token, now - 6).is_err());
     }
 }

@@ -79,6 +79,7 @@ pub fn routes(config: &mut ServiceConfig) {
                 .service(routes::two_factor::regenerate_recovery_codes)
                 .service(routes::two_factor::disable),
         )
+        .service(routes::system::jwks)
         .service(routes::system::healthz)
         .service(routes::system::readyz);
 }

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{ToResponse, ToSchema};
 
 use crate::auth::{AuthError, FieldError};
 
@@ -125,18 +125,31 @@ impl ErrorCode {
 pub struct Problem {
     /// Always `about:blank`: `code` carries the specific error.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     pub problem_type: &'static str,
-    /// The HTTP reason phrase.
+    /// The HTTP reason phrase of `status`.
+    #[schema(example = "Unprocessable Entity")]
     pub title: &'static str,
-    /// The HTTP status code.
+    /// The HTTP status code, repeated.
+    #[schema(minimum = 400, maximum = 599, example = 422)]
     pub status: u16,
-    /// A human-readable explanation.
+    /// A human-readable explanation; never leaks internal details.
+    #[schema(example = "One or more fields are invalid.")]
     pub detail: String,
-    /// Stable machine-readable error code.
+    /// Stable, machine-readable error code: `bad_request`,
+    /// `validation_failed`, `payload_too_large`, `unsupported_media_type`,
+    /// `not_found`, `method_not_allowed`, `invalid_token`,
+    /// `two_factor_required`, `invalid_credentials`, `username_taken`,
+    /// `two_factor_already_enabled`, `two_factor_setup_required`,
+    /// `invalid_otp`, `invalid_recovery_code`, `too_many_attempts`,
+    /// `service_unavailable` or `internal`. New codes may be added: treat an
+    /// unknown one by its `status`.
     #[schema(example = "validation_failed")]
     pub code: &'static str,
-    /// Present only when `code` is `validation_failed`: one entry per invalid field.
+    /// Present only when `code` is `validation_failed`: one entry per
+    /// invalid field.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errors: Option<Vec<FieldProblem>>,
 }
 
@@ -144,9 +157,150 @@ pub struct Problem {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FieldProblem {
     /// The JSON field name (`body` for the body as a whole).
+    #[schema(example = "password")]
     pub field: String,
+    /// What is wrong with it.
+    #[schema(example = "must be 8 to 128 characters long")]
     pub message: String,
 }
+
+// Reusable responses, shared by the operations that can give them (each
+// operation still lists every status it can answer with).
+
+/// `bad_request`: the body is missing or is not JSON, or more than one
+/// Authorization header was sent.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    example = json!({
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "The body is not valid JSON: expected value at line 1 column 1.",
+        "code": "bad_request"
+    })
+)]
+pub struct BadRequest(Problem);
+
+/// `invalid_token`: the bearer token is missing, malformed, badly signed,
+/// expired, revoked, or of the wrong kind.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\"`, with `error=\"invalid_token\"` when a token was sent (RFC 6750)")),
+    example = json!({
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "The bearer token is missing, invalid, expired or revoked.",
+        "code": "invalid_token"
+    })
+)]
+pub struct InvalidToken(Problem);
+
+/// `two_factor_required`: a pending-2FA token was sent where a full access
+/// token is needed.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"insufficient_scope\", ...`")),
+    example = json!({
+        "type": "about:blank",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "This needs an access token; complete the second factor first.",
+        "code": "two_factor_required"
+    })
+)]
+pub struct TwoFactorRequired(Problem);
+
+/// `payload_too_large`: the body (declared or as sent) is over 16 KiB.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    example = json!({
+        "type": "about:blank",
+        "title": "Payload Too Large",
+        "status": 413,
+        "detail": "The request body is larger than 16 KiB.",
+        "code": "payload_too_large"
+    })
+)]
+pub struct PayloadTooLarge(Problem);
+
+/// `unsupported_media_type`: the body is not sent as `application/json`.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    example = json!({
+        "type": "about:blank",
+        "title": "Unsupported Media Type",
+        "status": 415,
+        "detail": "Send the body as application/json.",
+        "code": "unsupported_media_type"
+    })
+)]
+pub struct UnsupportedMediaType(Problem);
+
+/// `validation_failed`: well-formed JSON that is not an object, or whose
+/// fields are missing, of the wrong type or invalid; one `errors` entry per
+/// field.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    example = json!({
+        "type": "about:blank",
+        "title": "Unprocessable Entity",
+        "status": 422,
+        "detail": "One or more fields are invalid.",
+        "code": "validation_failed",
+        "errors": [{"field": "code", "message": "must be exactly 6 digits (0-9)"}]
+    })
+)]
+pub struct ValidationFailed(Problem);
+
+/// `too_many_attempts`: throttled; retry after `Retry-After` seconds.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u32, description = "Seconds to wait before trying again")),
+    example = json!({
+        "type": "about:blank",
+        "title": "Too Many Requests",
+        "status": 429,
+        "detail": "Too many attempts; try again later.",
+        "code": "too_many_attempts"
+    })
+)]
+pub struct TooManyAttempts(Problem);
+
+/// `internal`: an unexpected server error (no detail is leaked).
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    example = json!({
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "An internal error occurred.",
+        "code": "internal"
+    })
+)]
+pub struct Internal(Problem);
+
+/// `service_unavailable`: the database cannot be reached.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    example = json!({
+        "type": "about:blank",
+        "title": "Service Unavailable",
+        "status": 503,
+        "detail": "The service is temporarily unavailable.",
+        "code": "service_unavailable"
+    })
+)]
+pub struct ServiceUnavailable(Problem);
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -410,6 +411,47 @@ async fn oversized_declared_bodies_are_413(app: TestApp) {
         "register of exactly 16 KiB",
     )
     .await;
+}
+
+/// gzip (RFC 1952) of `{"username":"ab","password":"short"}` followed by
+/// 256 KiB of spaces: 326 bytes on the wire.
+fn gzip_bomb() -> Vec<u8> {
+    let encoded = format!(
+        "{}{}{}",
+        "H4sIAAAAAAACA+3HuQmAQBAAwFZkYyuwmxMPTHy4VQzE3jW2hpls7jiztrUsNYYoY/Sxl8xra9P3nLd2xNMB",
+        "A".repeat(337),
+        "Py8DKfoviQABAA="
+    );
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap()
+}
+
+async fn compressed_bodies_are_limited_after_decoding(app: TestApp) {
+    let bomb = gzip_bomb();
+    assert!(bomb.len() < 400);
+    for (path, token) in body_endpoints(&app).await {
+        let mut request = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(bomb.clone());
+        if let Some(token) = &token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let context = format!("{path}: 326 bytes of gzip, 256 KiB decoded");
+        // Refused for its decoded size, or not decoded at all; never read
+        // whole (which would be a 422 here).
+        let status = response.status().as_u16();
+        let code = match status {
+            413 => "payload_too_large",
+            415 => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        expect_problem(response, status, code, &context).await;
+    }
 }
 
 /// An HTTP/1.1 answer read off a raw socket.
@@ -986,6 +1028,7 @@ on_both_backends!(
     weak_passwords_are_422,
     oversized_declared_bodies_are_413,
     oversized_chunked_bodies_are_413,
+    compressed_bodies_are_limited_after_decoding,
     unknown_routes_are_404,
     wrong_method_is_405_with_allow,
     success_responses_carry_security_headers,

@@ -8,5 +8,6 @@ mod helpers;
 mod admin;
 mod flow;
 mod http_errors;
+mod jwks;
 mod lifecycle;
 mod tokens;

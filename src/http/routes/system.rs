@@ -45,3 +45,28 @@ pub async fn readyz(auth: web::Data<Authenticator>) -> Result<HttpResponse, ApiE
         }
     }
 }
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JwkSet {
+    /// Ed25519 public keys (`kty` OKP) that verify access tokens, the
+    /// current one first, then any retiring one. Empty under HS256.
+    #[schema(value_type = Vec<Object>, example = json!([{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "use": "sig", "alg": "EdDSA"}]))]
+    pub keys: Vec<serde_json::Value>,
+}
+
+/// Public keys for verifying access tokens.
+///
+/// With `OTPGATE_JWT_ALG=EdDSA`, the keys that verify access tokens, so a
+/// resource server needs no shared secret; `{"keys": []}` under HS256.
+#[utoipa::path(
+    tag = "system",
+    operation_id = "get_jwks",
+    responses((status = 200, description = "The key set", body = JwkSet))
+)]
+#[get("/.well-known/jwks.json")]
+pub async fn jwks(auth: web::Data<Authenticator>) -> HttpResponse {
+    HttpResponse::Ok().json(JwkSet {
+        keys: auth.tokens().jwks().to_vec(),
+    })
+}
