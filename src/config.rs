@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
+use ipnet::IpNet;
+
+use crate::auth::flow::Limits;
 use crate::auth::secret_box::KEY_BYTES;
+use crate::auth::throttle::{BucketPolicy, FailurePolicy};
 use crate::auth::tokens::MIN_SECRET_BYTES;
 use crate::store::DatabaseUrl;
 
@@ -60,6 +64,9 @@ pub struct Config {
     pub refresh_ttl_secs: i64,
     pub session_ttl_secs: i64,
     pub event_retention_days: i64,
+    pub limits: Limits,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
     pub data_dir: PathBuf,
     pub workers: usize,
@@ -198,6 +205,8 @@ impl Config {
                 30 * 86_400,
                 60..=366 * 86_400,
             )?,
+            limits: limits(&|name| get(name, &None))?,
+            trusted_proxies: trusted_proxies(get("OTPGATE_TRUSTED_PROXIES", &None))?,
             cors_origins: cors_origins(get("OTPGATE_CORS_ORIGINS", &None))?,
             data_dir,
             workers: number(
@@ -241,6 +250,75 @@ fn number(
             ),
         )),
     }
+}
+
+fn limits(get: &dyn Fn(&str) -> Option<String>) -> Result<Limits, ConfigError> {
+    let setting = |name: &'static str, default: i64, range| number(name, get(name), default, range);
+    let base_lock_secs = setting("OTPGATE_LOCKOUT_BASE_SECS", 60, 1..=86_400)?;
+    let max_lock_secs = setting("OTPGATE_LOCKOUT_MAX_SECS", 3600, 1..=7 * 86_400)?;
+    if max_lock_secs < base_lock_secs {
+        return Err(invalid(
+            "OTPGATE_LOCKOUT_MAX_SECS",
+            "must be at least OTPGATE_LOCKOUT_BASE_SECS",
+        ));
+    }
+    let lockout =
+        |failures_before_lock: i64, streak_window_secs, failures_per_hour: i64| FailurePolicy {
+            failures_before_lock: failures_before_lock as u32,
+            streak_window_secs,
+            base_lock_secs,
+            max_lock_secs,
+            failures_per_hour: failures_per_hour as u32,
+        };
+    let ip_rate = setting("OTPGATE_IP_RATE_PER_MIN", 30, 0..=1_000_000)?;
+    let ip_burst = setting("OTPGATE_IP_BURST", 60, 1..=1_000_000)?;
+    Ok(Limits {
+        second_factor: lockout(
+            setting("OTPGATE_OTP_FAILURES_BEFORE_LOCK", 5, 1..=1000)?,
+            None,
+            setting("OTPGATE_OTP_FAILURES_PER_HOUR", 100, 1..=100_000)?,
+        ),
+        login_per_client: lockout(
+            setting("OTPGATE_LOGIN_FAILURES_BEFORE_LOCK", 5, 1..=1000)?,
+            Some(setting(
+                "OTPGATE_LOGIN_FAILURE_WINDOW_SECS",
+                900,
+                1..=86_400,
+            )?),
+            0,
+        ),
+        login_per_username: lockout(
+            0,
+            None,
+            setting("OTPGATE_LOGIN_FAILURES_PER_HOUR", 100, 1..=100_000)?,
+        ),
+        per_ip: (ip_rate > 0).then_some(BucketPolicy {
+            rate_per_min: ip_rate as u32,
+            burst: ip_burst as u32,
+        }),
+    })
+}
+
+/// IP addresses or CIDR blocks, comma-separated.
+fn trusted_proxies(raw: Option<String>) -> Result<Vec<IpNet>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        "OTPGATE_TRUSTED_PROXIES",
+                        format!("{entry:?} is not an IP address or CIDR block"),
+                    )
+                })
+        })
+        .collect()
 }
 
 fn decode_key(raw: &str) -> Result<[u8; KEY_BYTES], String> {
@@ -384,6 +462,9 @@ mod tests {
             ("OTPGATE_ENCRYPTION_KEY", "c2hvcnQ="),
             ("DATABASE_URL", "mysql://x"),
             ("OTPGATE_ACCESS_TTL_SECS", "0"),
+            ("OTPGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("OTPGATE_IP_RATE_PER_MIN", "-1"),
+            ("OTPGATE_JWT_ALG", "RS256"),
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name, "{value}");

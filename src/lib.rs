@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use utoipa_actix_web::AppExt;
 
@@ -47,12 +47,13 @@ impl Application {
         let authenticator = build_authenticator(&config, clock).await?;
         tokio::spawn(prune_periodically(authenticator.clone()));
         let openapi = http::openapi();
-        let openapi_json = web::Data::new(openapi_json(&openapi));
-        let mut routes = http::RouteTable::from_openapi(&openapi);
-        routes.add("/openapi.json", "GET");
-        let routes = web::Data::new(routes);
+        let openapi_json = web::Data::new(http::routes::docs::OpenApiJson(openapi_json(&openapi)));
+        let routes = web::Data::new(http::RouteTable::from_openapi(&openapi));
         let authenticator = web::Data::new(authenticator);
         let cors_origins = config.cors_origins.clone();
+        let trusted_proxies = web::Data::new(http::extract::TrustedProxies(
+            config.trusted_proxies.clone(),
+        ));
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -66,12 +67,12 @@ impl Application {
                 .wrap(from_fn(http::middleware::log_request))
                 .app_data(authenticator.clone())
                 .app_data(routes.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(openapi_json.clone())
                 .app_data(web::PayloadConfig::new(http::extract::BODY_LIMIT))
                 .into_utoipa_app()
                 .configure(http::routes)
                 .into_app()
-                .route("/openapi.json", web::get().to(serve_openapi))
                 .default_service(web::to(http::unmatched))
         })
         .workers(config.workers)
@@ -134,6 +135,7 @@ pub async fn build_authenticator(
         refresh_ttl: chrono::Duration::seconds(config.refresh_ttl_secs),
         session_ttl: chrono::Duration::seconds(config.session_ttl_secs),
         event_retention: chrono::Duration::days(config.event_retention_days),
+        limits: config.limits,
     };
     Ok(Authenticator::new(store, hasher, keys, clock, settings))
 }
@@ -245,10 +247,4 @@ pub fn openapi_json(api: &utoipa::openapi::OpenApi) -> String {
     let mut json = api.to_pretty_json().unwrap_or_default();
     json.push('\n');
     json
-}
-
-async fn serve_openapi(document: web::Data<String>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(document.get_ref().clone())
 }

@@ -15,6 +15,7 @@ pub enum SecurityEvent {
     TwoFactorDisabled,
     Logout,
     RefreshReuseDetected,
+    LockedOut,
 }
 
 impl SecurityEvent {
@@ -30,6 +31,7 @@ impl SecurityEvent {
             Self::TwoFactorDisabled => "two_factor_disabled",
             Self::Logout => "logout",
             Self::RefreshReuseDetected => "refresh_reuse_detected",
+            Self::LockedOut => "locked_out",
         }
     }
 }

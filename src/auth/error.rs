@@ -38,6 +38,8 @@ pub enum AuthError {
     InvalidOtp,
     #[error("invalid recovery code")]
     InvalidRecoveryCode,
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: i64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

@@ -10,6 +10,7 @@ pub mod qr;
 pub mod recovery;
 pub mod refresh;
 pub mod secret_box;
+pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod username;

@@ -2,6 +2,7 @@
 //! tokens of each kind, and the client's address for the security log.
 
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
@@ -9,6 +10,7 @@ use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{FromRequest, HttpRequest};
+use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use super::problem::{ApiError, ErrorCode};
@@ -191,7 +193,37 @@ impl FromRequest for AccessSession {
     }
 }
 
-/// Who is calling, for the security log.
+/// Proxies whose `X-Forwarded-For` is believed (`OTPGATE_TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client's address: the socket peer, unless the peer is a trusted
+    /// proxy; then the nearest `X-Forwarded-For` hop that is not one.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Option<IpAddr> {
+        let mut client = peer?;
+        if !self.trusts(client) {
+            return Some(client);
+        }
+        let hops = forwarded_for.iter().flat_map(|value| value.split(','));
+        for hop in hops.collect::<Vec<_>>().into_iter().rev() {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        Some(client)
+    }
+}
+
+/// Who is calling, for throttling and the security log.
 #[derive(Debug)]
 pub struct Client(pub ClientInfo);
 
@@ -205,9 +237,57 @@ impl FromRequest for Client {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(USER_AGENT_MAX).collect());
+        let forwarded_for: Vec<&str> = req
+            .headers()
+            .get_all(header::X_FORWARDED_FOR)
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        let ip = match req.app_data::<web::Data<TrustedProxies>>() {
+            Some(proxies) => proxies.client_ip(req.peer_addr().map(|a| a.ip()), &forwarded_for),
+            None => req.peer_addr().map(|a| a.ip()),
+        };
         ready(Ok(Self(ClientInfo {
-            ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+            ip: ip.map(|ip| ip.to_string()),
             user_agent,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(list: &[&str]) -> TrustedProxies {
+        TrustedProxies(list.iter().map(|net| net.parse().unwrap()).collect())
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_trusted() {
+        let none = proxies(&[]);
+        assert_eq!(none.client_ip(ip("10.0.0.5"), &["1.2.3.4"]), ip("10.0.0.5"));
+        let trusted = proxies(&["10.0.0.0/8"]);
+        assert_eq!(
+            trusted.client_ip(ip("192.0.2.9"), &["1.2.3.4"]),
+            ip("192.0.2.9")
+        );
+    }
+
+    #[test]
+    fn the_nearest_untrusted_hop_is_the_client() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        // The client forged the first entry; the proxy appended the real one.
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.5"), &["6.6.6.6, 203.0.113.7", "10.1.1.1"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[]), ip("10.0.0.5"));
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.5"), &["garbage"]),
+            ip("10.0.0.5")
+        );
     }
 }

@@ -27,11 +27,22 @@ use problem::{ApiError, ErrorCode};
         license(name = "MIT", identifier = "MIT")
     ),
     modifiers(&BearerSchemes),
+    components(responses(
+        problem::BadRequest,
+        problem::InvalidToken,
+        problem::TwoFactorRequired,
+        problem::PayloadTooLarge,
+        problem::UnsupportedMediaType,
+        problem::ValidationFailed,
+        problem::TooManyAttempts,
+        problem::Internal,
+        problem::ServiceUnavailable,
+    )),
     tags(
         (name = "auth", description = "Registration, password login and sessions"),
         (name = "two-factor", description = "TOTP enrolment and verification"),
         (name = "account", description = "The signed-in user"),
-        (name = "system", description = "Health and readiness")
+        (name = "system", description = "Health, readiness, token keys and this documentation")
     )
 )]
 struct ApiDoc;
@@ -81,7 +92,12 @@ pub fn routes(config: &mut ServiceConfig) {
         )
         .service(routes::system::jwks)
         .service(routes::system::healthz)
-        .service(routes::system::readyz);
+        .service(routes::system::readyz)
+        .service(routes::docs::openapi_document)
+        .service(routes::docs::docs)
+        // Swagger UI's assets under /docs/: served, but not API operations,
+        // so deliberately outside the document.
+        .map(|config| config.service(routes::docs::swagger_ui()));
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     TwoFactorSetupRequired,
     InvalidOtp,
     InvalidRecoveryCode,
+    TooManyAttempts,
     ServiceUnavailable,
     Internal,
 }
@@ -48,6 +49,7 @@ impl ErrorCode {
             Self::TwoFactorSetupRequired => "two_factor_setup_required",
             Self::InvalidOtp => "invalid_otp",
             Self::InvalidRecoveryCode => "invalid_recovery_code",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
         }
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::UsernameTaken | Self::TwoFactorAlreadyEnabled | Self::TwoFactorSetupRequired => {
                 StatusCode::CONFLICT
             }
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +95,7 @@ impl ErrorCode {
             Self::TwoFactorSetupRequired => "Call /api/v1/2fa/setup before verifying a code.",
             Self::InvalidOtp => "The one-time code is incorrect or was already used.",
             Self::InvalidRecoveryCode => "The recovery code is incorrect or was already used.",
+            Self::TooManyAttempts => "Too many attempts; retry after the time in Retry-After.",
             Self::ServiceUnavailable => "The service is temporarily unavailable.",
             Self::Internal => "An internal error occurred.",
         }
@@ -104,6 +108,7 @@ impl ErrorCode {
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::ValidationFailed,
+            429 => Self::TooManyAttempts,
             401 => Self::InvalidToken,
             503 => Self::ServiceUnavailable,
             400..=499 => Self::BadRequest,
@@ -180,7 +185,7 @@ pub struct FieldProblem {
         "code": "bad_request"
     })
 )]
-pub struct BadRequest(Problem);
+pub struct BadRequest(pub Problem);
 
 /// `invalid_token`: the bearer token is missing, malformed, badly signed,
 /// expired, revoked, or of the wrong kind.
@@ -196,7 +201,7 @@ pub struct BadRequest(Problem);
         "code": "invalid_token"
     })
 )]
-pub struct InvalidToken(Problem);
+pub struct InvalidToken(pub Problem);
 
 /// `two_factor_required`: a pending-2FA token was sent where a full access
 /// token is needed.
@@ -212,7 +217,7 @@ pub struct InvalidToken(Problem);
         "code": "two_factor_required"
     })
 )]
-pub struct TwoFactorRequired(Problem);
+pub struct TwoFactorRequired(pub Problem);
 
 /// `payload_too_large`: the body (declared or as sent) is over 16 KiB.
 #[derive(ToResponse)]
@@ -226,7 +231,7 @@ pub struct TwoFactorRequired(Problem);
         "code": "payload_too_large"
     })
 )]
-pub struct PayloadTooLarge(Problem);
+pub struct PayloadTooLarge(pub Problem);
 
 /// `unsupported_media_type`: the body is not sent as `application/json`.
 #[derive(ToResponse)]
@@ -240,7 +245,7 @@ pub struct PayloadTooLarge(Problem);
         "code": "unsupported_media_type"
     })
 )]
-pub struct UnsupportedMediaType(Problem);
+pub struct UnsupportedMediaType(pub Problem);
 
 /// `validation_failed`: well-formed JSON that is not an object, or whose
 /// fields are missing, of the wrong type or invalid; one `errors` entry per
@@ -257,7 +262,7 @@ pub struct UnsupportedMediaType(Problem);
         "errors": [{"field": "code", "message": "must be exactly 6 digits (0-9)"}]
     })
 )]
-pub struct ValidationFailed(Problem);
+pub struct ValidationFailed(pub Problem);
 
 /// `too_many_attempts`: throttled; retry after `Retry-After` seconds.
 #[derive(ToResponse)]
@@ -272,7 +277,7 @@ pub struct ValidationFailed(Problem);
         "code": "too_many_attempts"
     })
 )]
-pub struct TooManyAttempts(Problem);
+pub struct TooManyAttempts(pub Problem);
 
 /// `internal`: an unexpected server error (no detail is leaked).
 #[derive(ToResponse)]
@@ -286,7 +291,7 @@ pub struct TooManyAttempts(Problem);
         "code": "internal"
     })
 )]
-pub struct Internal(Problem);
+pub struct Internal(pub Problem);
 
 /// `service_unavailable`: the database cannot be reached.
 #[derive(ToResponse)]
@@ -300,7 +305,7 @@ pub struct Internal(Problem);
         "code": "service_unavailable"
     })
 )]
-pub struct ServiceUnavailable(Problem);
+pub struct ServiceUnavailable(pub Problem);
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -311,6 +316,8 @@ pub struct ApiError {
     allow: Option<String>,
     /// For 401: whether a token was presented (RFC 6750 section 3).
     token_presented: bool,
+    /// For 429: seconds until a retry may succeed.
+    retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -321,6 +328,7 @@ impl ApiError {
             errors: Vec::new(),
             allow: None,
             token_presented: true,
+            retry_after: None,
         }
     }
 
@@ -373,6 +381,10 @@ impl From<AuthError> for ApiError {
             AuthError::TwoFactorSetupRequired => Self::new(ErrorCode::TwoFactorSetupRequired),
             AuthError::InvalidOtp => Self::new(ErrorCode::InvalidOtp),
             AuthError::InvalidRecoveryCode => Self::new(ErrorCode::InvalidRecoveryCode),
+            AuthError::TooManyAttempts { retry_after_secs } => Self {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..Self::new(ErrorCode::TooManyAttempts)
+            },
             AuthError::Unavailable(reason) => {
                 tracing::warn!(%reason, "database unavailable");
                 Self::new(ErrorCode::ServiceUnavailable)
@@ -430,6 +442,9 @@ impl ResponseError for ApiError {
                 ));
             }
             _ => {}
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if let Some(allow) = &self.allow {
             response.insert_header((header::ALLOW, allow.as_str()));

@@ -7,6 +7,7 @@ pub mod pending;
 pub mod recovery;
 pub mod schema;
 pub mod sessions;
+pub mod throttles;
 pub mod users;
 
 use std::path::{Path, PathBuf};

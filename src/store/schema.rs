@@ -73,6 +73,26 @@ diesel::table! {
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
+diesel::table! {
+    failure_counters (key) {
+        key -> Text,
+        failures -> Integer,
+        last_failure_at -> BigInt,
+        locked_until -> BigInt,
+        lockouts -> Integer,
+        window_start -> BigInt,
+        window_failures -> Integer,
+    }
+}
+
+diesel::table! {
+    rate_buckets (key) {
+        key -> Text,
+        tokens -> Double,
+        refilled_at -> Double,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     pending_tokens,
@@ -80,4 +100,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_events,
     recovery_codes,
     refresh_tokens,
+    failure_counters,
+    rate_buckets,
 );

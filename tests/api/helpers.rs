@@ -48,13 +48,46 @@ macro_rules! on_both_backends {
     };
 }
 
+/// As `on_both_backends!`, for tests taking a `Backend` that start their
+/// own server(s) with `TestApp::spawn_with` (a None app: not run).
+macro_rules! on_both_backends_with_own_settings {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$test(crate::helpers::Backend::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$test(crate::helpers::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
-    _data_dir: tempfile::TempDir,
-    _database: Option<PostgresDatabase>,
+    vars: HashMap<String, String>,
+    _data_dir: Arc<tempfile::TempDir>,
+    _database: Option<Arc<PostgresDatabase>>,
+}
+
+async fn start_server(vars: &HashMap<String, String>) -> (String, Arc<ManualClock>) {
+    let config = Config::from_lookup(|name| vars.get(name).cloned(), &Overrides::default())
+        .expect("test configuration");
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = Application::build_with_clock(config, clock.clone())
+        .await
+        .expect("server starts");
+    let address = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
+    (address, clock)
 }
 
 /// A database of its own on the test PostgreSQL server, dropped afterwards.
@@ -121,6 +154,8 @@ impl TestApp {
             ("OTPGATE_WORKERS", "2"),
             ("OTPGATE_DB_POOL_SIZE", "8"),
             ("OTPGATE_JWT_SECRET", JWT_SECRET),
+            // Every test client is 127.0.0.1: the per-IP limit has its own tests.
+            ("OTPGATE_IP_RATE_PER_MIN", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -128,14 +163,7 @@ impl TestApp {
         for (k, v) in extra {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = Config::from_lookup(|name| vars.get(name).cloned(), &Overrides::default())
-            .expect("test configuration");
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let app = Application::build_with_clock(config, clock.clone())
-            .await
-            .expect("server starts");
-        let address = format!("http://{}", app.local_addr());
-        tokio::spawn(app.run_until_stopped());
+        let (address, clock) = start_server(&vars).await;
         Some(Self {
             address,
             client: reqwest::Client::builder()
@@ -144,9 +172,26 @@ impl TestApp {
                 .unwrap(),
             clock,
             database_url,
-            _data_dir: data_dir,
-            _database: database,
+            vars,
+            _data_dir: Arc::new(data_dir),
+            _database: database.map(Arc::new),
         })
+    }
+
+    /// A second instance sharing this one's database, keys and settings,
+    /// as several stateless instances behind a load balancer would.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let (address, clock) = start_server(&self.vars).await;
+        clock.set(self.clock_now());
+        TestApp {
+            address,
+            client: self.client.clone(),
+            clock,
+            database_url: self.database_url.clone(),
+            vars: self.vars.clone(),
+            _data_dir: self._data_dir.clone(),
+            _database: self._database.clone(),
+        }
     }
 
     pub fn data_dir(&self) -> &std::path::Path {

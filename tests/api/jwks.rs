@@ -85,16 +85,5 @@ async fn eddsa_tokens_verify_with_only_the_jwks(backend: Backend) {
     .await;
 }
 
-mod eddsa_tokens_verify_with_only_the_jwks {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::eddsa_tokens_verify_with_only_the_jwks(crate::helpers::Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::eddsa_tokens_verify_with_only_the_jwks(crate::helpers::Backend::Postgres).await;
-    }
-}
-
+on_both_backends_with_own_settings!(eddsa_tokens_verify_with_only_the_jwks);
 on_both_backends!(hs256_publishes_no_keys);

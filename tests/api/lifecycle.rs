@@ -477,23 +477,45 @@ async fn the_security_log_lists_events_newest_first(app: TestApp) {
 
 async fn the_security_log_shows_at_most_fifty(app: TestApp) {
     let user = app.enrolled_user(&unique_name("fifty")).await;
-    for _ in 0..55 {
+    let mut access = String::new();
+    // Each round logs login_succeeded and logout: 52 events, plus enrolment's.
+    for _ in 0..26 {
+        let login = app.login(&user.username).await;
         let response = app
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"username": user.username, "password": "wrong password"}),
+            .verify(
+                login["pending_token"].as_str().unwrap(),
+                &app.code(&user.secret, 0),
             )
             .await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        app.advance_steps(1);
+        let tokens: Value = response.json().await.unwrap();
+        access = tokens["access_token"].as_str().unwrap().to_owned();
+        let response = app
+            .request(Method::POST, "/api/v1/auth/logout", Some(&access), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
-    let body: Value = app
-        .get("/api/v1/me/events", Some(user.access_token()))
+    let login = app.login(&user.username).await;
+    let tokens: Value = app
+        .verify(
+            login["pending_token"].as_str().unwrap(),
+            &app.code(&user.secret, 0),
+        )
         .await
         .json()
         .await
         .unwrap();
-    assert_eq!(body["events"].as_array().unwrap().len(), 50);
+    assert_ne!(tokens["access_token"], json!(access));
+    let body: Value = app
+        .get("/api/v1/me/events", tokens["access_token"].as_str())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = body["events"].as_array().unwrap();
+    assert_eq!(events.len(), 50);
+    assert_eq!(events[0]["type"], "login_succeeded");
+    assert_eq!(events[1]["type"], "logout");
 }
 
 on_both_backends!(

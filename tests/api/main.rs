@@ -10,4 +10,5 @@ mod flow;
 mod http_errors;
 mod jwks;
 mod lifecycle;
+mod throttling;
 mod tokens;

@@ -665,6 +665,149 @@ async fn tokens_expire_on_the_server_clock(app: TestApp) {
     assert_invalid_token(response, "pending token 6 s after exp").await;
 }
 
+/// SPKI PEM of a raw Ed25519 public key (RFC 8410).
+fn ed25519_spki_pem(raw: &[u8]) -> String {
+    let mut der = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    der.extend_from_slice(raw);
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n")
+}
+
+fn ed_sign(header: &Value, claims: &Value, private_pem: &str) -> String {
+    let header: Header = serde_json::from_value(header.clone()).unwrap();
+    let key = EncodingKey::from_ed_pem(private_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+/// Under EdDSA the server must not verify an HS256 token with its public
+/// key as the HMAC secret (algorithm confusion), nor with the HS256 secret
+/// it was also given, nor trust a key the token brings.
+async fn eddsa_tokens_resist_algorithm_confusion(backend: crate::helpers::Backend) {
+    let keys = tempfile::tempdir().unwrap();
+    let private_pem = otpgate::auth::tokens::TokenKeys::generate_ed25519_pem().unwrap();
+    let key_file = keys.path().join("signing.pem");
+    std::fs::write(&key_file, &private_pem).unwrap();
+    let key_path = key_file.display().to_string();
+    let settings = [
+        ("OTPGATE_JWT_ALG", "EdDSA"),
+        ("OTPGATE_JWT_PRIVATE_KEY_FILE", key_path.as_str()),
+    ];
+    let Some(app) = TestApp::spawn_with(backend, &settings).await else {
+        eprintln!("OTPGATE_TEST_POSTGRES_URL unset: PostgreSQL variant not run");
+        return;
+    };
+    let (user, header, claims) = fixture(&app).await;
+    assert_eq!(header["alg"], "EdDSA", "{header}");
+
+    let response = app.get("/.well-known/jwks.json", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let jwks: Value = response.json().await.unwrap();
+    let keys_published = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys_published.len(), 1, "{jwks}");
+    let jwk = &keys_published[0];
+    assert_eq!(jwk["kty"], "OKP");
+    assert_eq!(
+        header["kid"], jwk["kid"],
+        "the token names the published key"
+    );
+    assert!(jwk.get("d").is_none(), "private part published: {jwk}");
+    let x = jwk["x"].as_str().unwrap();
+    let raw_public = URL_SAFE_NO_PAD.decode(x).unwrap();
+
+    // Control: re-signed with the real private key, the claims are good.
+    assert_accepted(
+        &app,
+        &ed_sign(&header, &claims, &private_pem),
+        &user,
+        "re-signed EdDSA",
+    )
+    .await;
+
+    let hs256 = with(&header, json!({"alg": "HS256"}));
+    let hs256_no_kid = with(&hs256, json!({"kid": null}));
+    let jwk_text = jwk.to_string();
+    let pem = ed25519_spki_pem(&raw_public);
+    let confusion_keys: [(&str, &[u8]); 5] = [
+        ("raw public key", &raw_public),
+        ("x as text", x.as_bytes()),
+        ("SPKI PEM", pem.as_bytes()),
+        ("JWK as text", jwk_text.as_bytes()),
+        ("the configured HS256 secret", JWT_SECRET.as_bytes()),
+    ];
+    for (name, key) in confusion_keys {
+        assert_rejected(
+            &app,
+            &sign(&hs256, &claims, key),
+            &format!("HS256 keyed with {name}"),
+        )
+        .await;
+        assert_rejected(
+            &app,
+            &sign(&hs256_no_kid, &claims, key),
+            &format!("HS256 keyed with {name}, no kid"),
+        )
+        .await;
+    }
+    for alg in ["none", "None"] {
+        let token = format!(
+            "{}.",
+            unsigned(&with(&header, json!({"alg": alg})), &claims)
+        );
+        assert_rejected(&app, &token, &format!("alg {alg} with the real kid")).await;
+    }
+
+    // Another Ed25519 key: under the real kid, without one, or embedded.
+    let attacker_pem = otpgate::auth::tokens::TokenKeys::generate_ed25519_pem().unwrap();
+    assert_rejected(
+        &app,
+        &ed_sign(&header, &claims, &attacker_pem),
+        "another key, real kid",
+    )
+    .await;
+    let no_kid = with(&header, json!({"kid": null}));
+    assert_rejected(
+        &app,
+        &ed_sign(&no_kid, &claims, &attacker_pem),
+        "another key, no kid",
+    )
+    .await;
+    let other_kid = with(&header, json!({"kid": "attacker"}));
+    assert_rejected(
+        &app,
+        &ed_sign(&other_kid, &claims, &attacker_pem),
+        "another key, its own kid",
+    )
+    .await;
+    // The real signature over changed claims.
+    let signature = user.access_token().rsplit('.').next().unwrap();
+    let token = format!(
+        "{}.{signature}",
+        unsigned(&header, &with(&claims, json!({"sub": "someone-else"})))
+    );
+    assert_rejected(&app, &token, "EdDSA signature over other claims").await;
+    assert_accepted(
+        &app,
+        user.access_token(),
+        &user,
+        "the real token, afterwards",
+    )
+    .await;
+}
+
+mod eddsa_tokens_resist_algorithm_confusion {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::eddsa_tokens_resist_algorithm_confusion(crate::helpers::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::eddsa_tokens_resist_algorithm_confusion(crate::helpers::Backend::Postgres).await;
+    }
+}
+
 on_both_backends!(
     tokens_expire_on_the_server_clock,
     missing_or_malformed_authorization_is_401,

@@ -6,7 +6,7 @@ use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::username;
 use crate::store::users::UserRow;
-use crate::store::{events, pending, recovery, sessions, users};
+use crate::store::{events, pending, recovery, sessions, throttles, users};
 
 /// What `otpgate admin show` prints: state, never secrets.
 #[derive(Debug, Clone)]
@@ -102,6 +102,7 @@ pub struct Pruned {
     pub events: usize,
     pub pending_tokens: usize,
     pub sessions: usize,
+    pub throttles: usize,
 }
 
 impl Authenticator {
@@ -119,6 +120,8 @@ impl Authenticator {
                     events: events::delete_older_than(conn, retention_start)?,
                     pending_tokens: pending::delete_expired(conn, pending_cutoff)?,
                     sessions: sessions::delete_ended(conn, retention_start)?,
+                    // A day idle: older counters can no longer lock anything.
+                    throttles: throttles::delete_idle(conn, now.timestamp() - 86_400)?,
                 })
             })
             .await

@@ -8,6 +8,7 @@ mod admin;
 mod password_step;
 mod second_factor;
 mod sessions;
+mod throttling;
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ use crate::store::{DbConnection, Store, StoreError, pending, sessions as session
 
 pub use account::AuditEntry;
 pub use admin::{AccountSummary, Pruned};
+pub use throttling::Limits;
 
 /// Wrong codes a pending token survives (the contract's limit).
 pub const MAX_CODE_ATTEMPTS: i32 = 5;
@@ -47,6 +49,7 @@ pub struct FlowSettings {
     pub session_ttl: Duration,
     /// How long the security log keeps an event.
     pub event_retention: Duration,
+    pub limits: Limits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +245,7 @@ impl Authenticator {
         let secret = self
             .open_secret(&user)?
             .ok_or(AuthError::TwoFactorSetupRequired)?;
+        let throttle_key = self.reserve_second_factor(&user.id, now, &client).await?;
         let step = secret.matching_step(code, now.timestamp(), user.totp_last_step);
         let user_id = user.id.clone();
         let failure_client = client.clone();
@@ -254,6 +258,7 @@ impl Authenticator {
                         if !users::advance_totp_step(conn, &user_id, step)? {
                             return Err(AuthError::InvalidOtp);
                         }
+                        throttling::release(conn, &throttle_key)?;
                         action(conn, now.naive_utc())
                     })
                     .await
@@ -269,6 +274,30 @@ impl Authenticator {
                 .await?;
         }
         outcome
+    }
+
+    /// Counts a second-factor attempt against the account before it is
+    /// checked; refuses while the account's second factor is locked.
+    /// Returns the counter's key, for [`throttling::release`] on success.
+    async fn reserve_second_factor(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        client: &ClientInfo,
+    ) -> Result<String, AuthError> {
+        let key = throttling::key("second-factor", &[user_id]);
+        let policy = self.inner.settings.limits.second_factor;
+        let (reserved_key, user_id, client) = (key.clone(), user_id.to_owned(), client.clone());
+        self.inner
+            .store
+            .transaction(move |conn| {
+                if throttling::reserve(conn, &reserved_key, &policy, now.timestamp())? {
+                    client.record(conn, &user_id, SecurityEvent::LockedOut, now.naive_utc())?;
+                }
+                Ok::<_, AuthError>(())
+            })
+            .await?;
+        Ok(key)
     }
 
     fn pending_grant(

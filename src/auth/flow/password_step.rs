@@ -2,10 +2,13 @@
 
 use uuid::Uuid;
 
-use super::{Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending};
+use super::{
+    Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending, throttling,
+};
 use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::password::Password;
+use crate::auth::throttle::BucketPolicy;
 use crate::auth::tokens::PendingClaims;
 use crate::auth::username::{self, Username};
 use crate::store::StoreError;
@@ -20,18 +23,24 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<Registration, AuthError> {
         let key = username.key().to_owned();
+        let ip_limit = self.ip_limit(&client);
+        let now = self.now();
         // Refuse a taken name before paying for bcrypt; the unique index
         // below still settles races.
-        if self
+        let taken = self
             .inner
             .store
-            .read(move |conn| users::key_exists(conn, &key))
-            .await?
-        {
+            .transaction(move |conn| {
+                if let Some((ip_key, policy)) = ip_limit {
+                    throttling::take_token(conn, &ip_key, &policy, now.timestamp() as f64)?;
+                }
+                Ok::<_, AuthError>(users::key_exists(conn, &key)?)
+            })
+            .await?;
+        if taken {
             return Err(AuthError::UsernameTaken);
         }
         let password_hash = self.inner.hasher.hash(password).await?;
-        let now = self.now();
         let user_id = Uuid::new_v4().to_string();
         let (claims, grant) = self.pending_grant(&user_id, now, NextStep::SetupTwoFactor)?;
         let account = Account {
@@ -64,7 +73,8 @@ impl Authenticator {
     }
 
     /// Checks the password. An unknown name costs one bcrypt verification,
-    /// like a wrong password, and gets the same error.
+    /// like a wrong password, and gets the same error; it is throttled
+    /// exactly like a real one, so a 429 tells nothing either.
     pub async fn login(
         &self,
         username: &str,
@@ -72,14 +82,37 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<PendingGrant, AuthError> {
         let key = username::lookup_key(username);
+        let limits = self.inner.settings.limits;
+        let ip_limit = self.ip_limit(&client);
+        let ip = client.ip.clone().unwrap_or_default();
+        let per_client = throttling::key("login-client", &[&key, &ip]);
+        let per_username = throttling::key("login-username", &[&key]);
+        let now = self.now();
+        let (counters, event_client) = ((per_client.clone(), per_username.clone()), client.clone());
         let user = self
             .inner
             .store
-            .read(move |conn| users::find_by_key(conn, &key))
+            .transaction(move |conn| {
+                if let Some((ip_key, policy)) = ip_limit {
+                    throttling::take_token(conn, &ip_key, &policy, now.timestamp() as f64)?;
+                }
+                let at = now.timestamp();
+                let locked = throttling::reserve(conn, &counters.0, &limits.login_per_client, at)?
+                    | throttling::reserve(conn, &counters.1, &limits.login_per_username, at)?;
+                let user = users::find_by_key(conn, &key)?;
+                if let (true, Some(user)) = (locked, &user) {
+                    event_client.record(
+                        conn,
+                        &user.id,
+                        SecurityEvent::LockedOut,
+                        now.naive_utc(),
+                    )?;
+                }
+                Ok::<_, AuthError>(user)
+            })
             .await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let password_ok = self.inner.hasher.verify(password, stored_hash).await?;
-        let now = self.now();
         let Some(user) = user else {
             return Err(AuthError::InvalidCredentials);
         };
@@ -101,9 +134,20 @@ impl Authenticator {
         let (claims, grant) = self.pending_grant(&user.id, now, next_step)?;
         self.inner
             .store
-            .transaction(move |conn| insert_pending(conn, &claims))
+            .transaction(move |conn| {
+                throttling::release(conn, &per_client)?;
+                throttling::release(conn, &per_username)?;
+                insert_pending(conn, &claims)
+            })
             .await?;
         Ok(grant)
+    }
+
+    /// The client's request bucket, when there is a per-IP limit and an IP.
+    fn ip_limit(&self, client: &ClientInfo) -> Option<(String, BucketPolicy)> {
+        let policy = self.inner.settings.limits.per_ip?;
+        let ip = client.ip.as_deref()?;
+        Some((throttling::key("ip", &[ip]), policy))
     }
 
     /// Checks a pending token's signature, kind and lifetime (not yet

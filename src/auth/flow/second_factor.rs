@@ -1,6 +1,6 @@
 //! The second factor: TOTP enrolment, codes, and recovery codes.
 
-use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant};
+use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant, throttling};
 use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::qr;
@@ -49,6 +49,7 @@ impl Authenticator {
         let secret = self
             .open_secret(&user)?
             .ok_or(AuthError::TwoFactorSetupRequired)?;
+        let throttle_key = self.reserve_second_factor(&user.id, now, &client).await?;
         let Some(step) = secret.matching_step(&code, now.timestamp(), user.totp_last_step) else {
             return self
                 .reject_second_factor(pending, client, AuthError::InvalidOtp)
@@ -70,6 +71,7 @@ impl Authenticator {
                 if !users::advance_totp_step(conn, &opening.user_id, step)? {
                     return Err(AuthError::InvalidOtp);
                 }
+                throttling::release(conn, &throttle_key)?;
                 let first_enable = users::enable_two_factor(conn, &opening.user_id)?;
                 if first_enable {
                     recovery::replace_all(conn, &opening.user_id, &code_hashes, at)?;
@@ -108,6 +110,7 @@ impl Authenticator {
     ) -> Result<TokenGrant, AuthError> {
         let now = self.now();
         let (_, user) = self.live_pending(pending, now).await?;
+        let throttle_key = self.reserve_second_factor(&user.id, now, &client).await?;
         if !user.two_factor_enabled {
             return self
                 .reject_second_factor(pending, client, AuthError::InvalidRecoveryCode)
@@ -128,6 +131,7 @@ impl Authenticator {
                 if !pending::consume(conn, &jti, MAX_CODE_ATTEMPTS, at)? {
                     return Err(AuthError::InvalidToken);
                 }
+                throttling::release(conn, &throttle_key)?;
                 event_client.record(conn, &opening.user_id, SecurityEvent::RecoveryCodeUsed, at)?;
                 opening.insert(conn, &event_client)?;
                 Ok(opening)

@@ -5,19 +5,25 @@ use utoipa::ToSchema;
 use super::User;
 use crate::auth::Authenticator;
 use crate::http::extract::AccessSession;
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{
+    ApiError, BadRequest, Internal, InvalidToken, ServiceUnavailable, TwoFactorRequired,
+};
 
 /// The signed-in user.
 ///
-/// Needs a full access token; a pending-2FA token gets 403.
+/// The account of the access token's session. Needs a full access token; a
+/// pending-2FA token gets 403 `two_factor_required`.
 #[utoipa::path(
     tag = "account",
     operation_id = "get_current_user",
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The current user", body = User),
-        (status = 401, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`two_factor_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidToken),
+        (status = 403, response = TwoFactorRequired),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[get("/me")]
@@ -28,17 +34,21 @@ pub async fn me(session: AccessSession) -> Result<HttpResponse, ApiError> {
 /// One entry of the security log.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecurityEvent {
-    /// registered, login_succeeded, login_failed, two_factor_enabled,
-    /// otp_failed, recovery_code_used, recovery_codes_regenerated,
-    /// two_factor_disabled, logout, refresh_reuse_detected or locked_out.
+    /// What happened: `registered`, `login_succeeded`, `login_failed`,
+    /// `two_factor_enabled`, `otp_failed`, `recovery_code_used`,
+    /// `recovery_codes_regenerated`, `two_factor_disabled`, `logout`,
+    /// `refresh_reuse_detected` or `locked_out` (more may be added).
     #[serde(rename = "type")]
     #[schema(example = "login_succeeded")]
     pub event_type: String,
+    /// When it happened (RFC 3339, UTC).
+    #[schema(example = "2025-01-31T09:15:00Z")]
     pub at: chrono::DateTime<chrono::Utc>,
-    /// Client address, when known.
+    /// Client address, or null when unknown.
     #[schema(example = "203.0.113.7")]
     pub ip: Option<String>,
-    /// Client User-Agent, when sent (at most 256 characters).
+    /// Client User-Agent (at most 256 characters), or null when not sent.
+    #[schema(example = "Mozilla/5.0")]
     pub user_agent: Option<String>,
 }
 
@@ -46,20 +56,26 @@ pub struct SecurityEvent {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventsResponse {
     /// Newest first, at most 50.
+    #[schema(max_items = 50)]
     pub events: Vec<SecurityEvent>,
 }
 
 /// The user's own security log.
 ///
-/// The latest 50 security events of the signed-in user, newest first.
+/// The latest 50 security events of the signed-in user, newest first:
+/// registrations, logins, second-factor successes and failures, recovery
+/// code use, logouts, refresh-token reuse and lockouts.
 #[utoipa::path(
     tag = "account",
     operation_id = "list_security_events",
     security(("access_token" = [])),
     responses(
-        (status = 200, description = "Security events", body = EventsResponse),
-        (status = 401, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`two_factor_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Security events, newest first", body = EventsResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidToken),
+        (status = 403, response = TwoFactorRequired),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[get("/me/events")]

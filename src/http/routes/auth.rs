@@ -8,15 +8,21 @@ use crate::auth::password::Password;
 use crate::auth::refresh::RefreshToken;
 use crate::auth::username::Username;
 use crate::http::extract::{AccessSession, Client, JsonObject};
-use crate::http::problem::{ApiError, ErrorCode, Problem};
+use crate::http::problem::{
+    ApiError, BadRequest, ErrorCode, Internal, InvalidToken, PayloadTooLarge, Problem,
+    ServiceUnavailable, TooManyAttempts, TwoFactorRequired, UnsupportedMediaType, ValidationFailed,
+};
 
-/// Username and password. (Describes the body; parsing goes through `Fields`.)
+/// A new account's username and password.
 #[derive(Debug, ToSchema)]
-pub struct Credentials {
-    /// 3 to 64 characters after trimming and NFKC; compared case-insensitively.
+pub struct RegisterRequest {
+    /// 3 to 64 characters after trimming and Unicode NFKC normalisation;
+    /// compared case-insensitively. Any printable characters (inner spaces
+    /// and `@` included); control and format characters are refused.
     #[schema(min_length = 3, max_length = 64, example = "alice@example.org")]
     pub username: String,
-    /// 8 to 128 characters after NFKC; not the username, not a common password.
+    /// 8 to 128 characters after NFKC; not the username and not a common
+    /// password (both compared case-insensitively).
     #[schema(
         min_length = 8,
         max_length = 128,
@@ -27,7 +33,20 @@ pub struct Credentials {
 
 /// The new account and its first pending token.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "user": {
+        "id": "0b9f1d4e-3c1a-4f7e-9a53-2d1c8e4b7a10",
+        "username": "alice@example.org",
+        "two_factor_enabled": false,
+        "created_at": "2025-01-31T09:15:00Z"
+    },
+    "pending_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6InBlbmRpbmcrand0In0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "token_type": "Bearer",
+    "expires_in": 300,
+    "next_step": "setup_2fa"
+}))]
 pub struct RegisterResponse {
+    /// The account just created (`two_factor_enabled` is false).
     pub user: User,
     #[serde(flatten)]
     pub pending: PendingTokenResponse,
@@ -36,19 +55,22 @@ pub struct RegisterResponse {
 /// Create an account.
 ///
 /// Registers a username and password and returns a pending-2FA token whose
-/// next step is always `setup_2fa`. No access token is issued until a TOTP
-/// code has been verified.
+/// `next_step` is always `setup_2fa`. No access token is issued until a
+/// TOTP code has been verified.
 #[utoipa::path(
     tag = "auth",
     operation_id = "register_user",
-    request_body = Credentials,
+    request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = RegisterResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`username_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 409, description = "`username_taken`: the name (after trimming, NFKC and case folding) is already registered", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "That username is already registered.", "code": "username_taken"})),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/auth/register")]
@@ -68,6 +90,17 @@ pub async fn register(
     }))
 }
 
+/// A username and password to check.
+#[derive(Debug, ToSchema)]
+pub struct LoginRequest {
+    /// As registered; trimmed, NFKC-normalised and compared
+    /// case-insensitively.
+    #[schema(min_length = 1, example = "alice@example.org")]
+    pub username: String,
+    #[schema(min_length = 1, example = "correct horse battery staple")]
+    pub password: String,
+}
+
 /// Check a password.
 ///
 /// Returns a pending-2FA token; `next_step` says whether the account must
@@ -76,14 +109,18 @@ pub async fn register(
 #[utoipa::path(
     tag = "auth",
     operation_id = "login",
-    request_body = Credentials,
+    request_body = LoginRequest,
     responses(
         (status = 200, description = "Password accepted", body = PendingTokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_credentials`: unknown username or wrong password (one answer for both)", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The username or password is incorrect.", "code": "invalid_credentials"})),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyAttempts),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/auth/login")]
@@ -112,8 +149,11 @@ pub async fn login(
     security(("access_token" = [])),
     responses(
         (status = 204, description = "Session ended"),
-        (status = 401, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`two_factor_required`: a pending token was sent", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidToken),
+        (status = 403, response = TwoFactorRequired),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/auth/logout")]
@@ -130,6 +170,10 @@ pub async fn logout(
 #[derive(Debug, ToSchema)]
 pub struct RefreshRequest {
     /// The `refresh_token` of the last token response.
+    #[schema(
+        min_length = 1,
+        example = "q1T3mHn0b2yqG6cX8cE4Fh7V0pW9sK2aJd5uR1lZ8eA"
+    )]
     pub refresh_token: String,
 }
 
@@ -143,12 +187,16 @@ pub struct RefreshRequest {
     operation_id = "refresh_tokens",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_token`: unknown, expired, rotated or revoked", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "New tokens (no `recovery_codes`)", body = TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_token`: the refresh token is unknown, expired, already rotated or revoked", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"`")),
+            example = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"})),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/auth/refresh")]

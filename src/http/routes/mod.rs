@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod docs;
 pub mod system;
 pub mod two_factor;
 
@@ -13,12 +14,16 @@ use crate::auth::flow::{Account, NextStep, PendingGrant, TokenGrant};
 /// A user account.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct User {
+    /// Stable account id.
     #[schema(format = Uuid, example = "0b9f1d4e-3c1a-4f7e-9a53-2d1c8e4b7a10")]
     pub id: String,
-    /// Trimmed NFKC form, case as first registered.
+    /// The trimmed NFKC form, case as first registered.
     #[schema(example = "alice@example.org")]
     pub username: String,
+    /// Whether a TOTP code has been verified (enrolment complete).
     pub two_factor_enabled: bool,
+    /// When the account was created (RFC 3339, UTC).
+    #[schema(example = "2025-01-31T09:15:00Z")]
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -53,7 +58,7 @@ impl From<NextStep> for NextStepName {
     }
 }
 
-/// Always `Bearer`.
+/// The token type: always `Bearer` (RFC 6750).
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub enum TokenType {
     Bearer,
@@ -62,7 +67,12 @@ pub enum TokenType {
 /// A pending-2FA token: good only for the `/api/v1/2fa/*` steps.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PendingTokenResponse {
-    /// Short-lived JWT for the second-factor step; never grants access.
+    /// Short-lived JWT for the second-factor step: single-use, dies after
+    /// five wrong codes, never grants access. Send it as
+    /// `Authorization: Bearer <pending_token>`.
+    #[schema(
+        example = "eyJhbGciOiJIUzI1NiIsInR5cCI6InBlbmRpbmcrand0In0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+    )]
     pub pending_token: String,
     pub token_type: TokenType,
     /// Seconds until the pending token expires.
@@ -85,21 +95,31 @@ impl From<PendingGrant> for PendingTokenResponse {
 /// OAuth 2.0-style token response (RFC 6749 section 5.1 field names).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
-    /// The access JWT: `aal2`, `amr` names the second factor used.
+    /// The access JWT (`aal2`; `amr` names the second factor used). Send it
+    /// as `Authorization: Bearer <access_token>`.
+    #[schema(example = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl")]
     pub access_token: String,
     pub token_type: TokenType,
     /// Seconds until the access token expires.
     #[schema(example = 900)]
     pub expires_in: i64,
-    /// Opaque, single-use: `POST /api/v1/auth/refresh` swaps it for a new pair.
+    /// Opaque, single-use: `POST /api/v1/auth/refresh` swaps it for a new
+    /// pair.
+    #[schema(example = "q1T3mHn0b2yqG6cX8cE4Fh7V0pW9sK2aJd5uR1lZ8eA")]
     pub refresh_token: String,
     /// Seconds until the refresh token expires.
     #[schema(example = 2_592_000)]
     pub refresh_expires_in: i64,
-    /// Ten single-use recovery codes, only on the verification that first
-    /// enables two-factor. Shown once: store them safely.
+    /// Ten single-use recovery codes (`xxxxx-xxxxx`), present only on the
+    /// verification that first enables two-factor. Shown once: store them
+    /// safely.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = json!(["7k3md-x9q2p", "..."]))]
+    #[schema(
+        nullable = false,
+        min_items = 10,
+        max_items = 10,
+        example = json!(["7k3md-x9q2p", "m2c8v-0gq4t", "a9f3k-pz7rd", "4hx2b-nw8cs", "t0e5j-6yvq1", "kq9wz-3m7fa", "r8d1c-xb5ne", "5vj0t-hk2wg", "ez4n6-c1sy9", "b3w7q-dk0mp"])
+    )]
     pub recovery_codes: Option<Vec<String>>,
 }
 

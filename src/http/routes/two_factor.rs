@@ -10,39 +10,59 @@ use crate::auth::password::Password;
 use crate::auth::recovery::RecoveryCode;
 use crate::auth::totp::{self, TotpCode};
 use crate::http::extract::{AccessSession, Client, JsonObject, PendingToken};
-use crate::http::problem::{ApiError, Problem};
+use crate::http::problem::{
+    ApiError, BadRequest, Internal, InvalidToken, PayloadTooLarge, Problem, ServiceUnavailable,
+    TooManyAttempts, TwoFactorRequired, UnsupportedMediaType, ValidationFailed,
+};
 
 /// Everything an authenticator app needs to enrol.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SetupResponse {
-    /// The TOTP secret, base32 without padding (160 bits).
-    #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
+    /// The TOTP secret: 160 random bits, base32 (RFC 4648) without padding.
+    #[schema(
+        pattern = "^[A-Z2-7]{32}$",
+        example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    )]
     pub secret: String,
-    /// Google Authenticator key URI; the QR code encodes exactly this.
+    /// Google Authenticator key URI
+    /// (`otpauth://totp/<Issuer>:<username>?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30`,
+    /// label and issuer percent-encoded); the QR code encodes exactly this.
     #[schema(
         example = "otpauth://totp/otpgate:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=otpgate&algorithm=SHA1&digits=6&period=30"
     )]
     pub otpauth_uri: String,
-    /// The QR code as a PNG, bare base64.
+    /// The QR code of `otpauth_uri` as a PNG, bare base64.
+    #[schema(
+        content_encoding = "base64",
+        content_media_type = "image/png",
+        example = "iVBORw0KGgoAAAANSUhEUgAA..."
+    )]
     pub qr_png_base64: String,
-    /// The same PNG as a `data:image/png;base64,...` URI for an `<img src>`.
+    /// The same PNG as a `data:image/png;base64,...` URI, ready for an
+    /// `<img src>`.
+    #[schema(example = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA...")]
     pub qr_data_uri: String,
+    /// The issuer shown by authenticator apps.
     #[schema(example = "otpgate")]
     pub issuer: String,
+    /// The account label shown by authenticator apps (the username).
     #[schema(example = "alice")]
     pub account_name: String,
+    /// Always `SHA1`.
     #[schema(example = "SHA1")]
     pub algorithm: &'static str,
-    #[schema(example = 6)]
+    /// Always 6.
+    #[schema(minimum = 6, maximum = 6, example = 6)]
     pub digits: u32,
-    #[schema(example = 30)]
+    /// Time step in seconds; always 30.
+    #[schema(minimum = 30, maximum = 30, example = 30)]
     pub period: u64,
 }
 
 /// A six-digit TOTP code.
 #[derive(Debug, ToSchema)]
 pub struct CodeRequest {
-    /// Exactly six ASCII digits, as a string.
+    /// Exactly six ASCII digits, as a string (RFC 6238, SHA1, 30 s).
     #[schema(pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
 }
@@ -58,8 +78,12 @@ pub struct CodeRequest {
     security(("pending_token" = [])),
     responses(
         (status = 200, description = "Enrolment data", body = SetupResponse),
-        (status = 401, description = "`invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`two_factor_already_enabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = InvalidToken),
+        (status = 409, description = "`two_factor_already_enabled`: the secret is never shown again", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "Two-factor authentication is already enabled.", "code": "two_factor_already_enabled"})),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/2fa/setup")]
@@ -94,13 +118,22 @@ pub async fn setup(
     security(("pending_token" = [])),
     request_body = CodeRequest,
     responses(
-        (status = 200, description = "Second factor accepted", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_otp` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`two_factor_setup_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Second factor accepted: a session is open. `recovery_codes` is present only on the verification that first enables two-factor", body = TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token` (pending token missing, expired, spent or dead after five wrong codes)", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
+            examples(
+                ("invalid_otp" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The one-time code is incorrect or was already used.", "code": "invalid_otp"}))),
+                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+            )),
+        (status = 409, description = "`two_factor_setup_required`: call `/api/v1/2fa/setup` first", body = Problem, content_type = "application/problem+json",
+            example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "Call /api/v1/2fa/setup before verifying a code.", "code": "two_factor_setup_required"})),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyAttempts),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/2fa/verify")]
@@ -120,9 +153,10 @@ pub async fn verify(
 /// A recovery code.
 #[derive(Debug, ToSchema)]
 pub struct RecoveryRequest {
-    /// One of the codes shown at enrolment, `xxxxx-xxxxx`; case and the
-    /// dash do not matter.
-    #[schema(example = "7k3md-x9q2p")]
+    /// One of the codes shown at enrolment, `xxxxx-xxxxx` (ten characters
+    /// of Crockford's base32); case, spaces and the dash do not matter, and
+    /// `i`/`l` read as `1`, `o` as `0`.
+    #[schema(min_length = 10, example = "7k3md-x9q2p")]
     pub recovery_code: String,
 }
 
@@ -138,12 +172,20 @@ pub struct RecoveryRequest {
     security(("pending_token" = [])),
     request_body = RecoveryRequest,
     responses(
-        (status = 200, description = "Recovery code accepted", body = TokenResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_recovery_code` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Recovery code accepted and spent: a session is open", body = TokenResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_recovery_code` (unknown or already used) or `invalid_token` (pending token missing, expired, spent or dead after five wrong codes)", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
+            examples(
+                ("invalid_recovery_code" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The recovery code is incorrect or was already used.", "code": "invalid_recovery_code"}))),
+                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+            )),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyAttempts),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/2fa/recover")]
@@ -163,8 +205,9 @@ pub async fn recover(
 /// Fresh recovery codes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecoveryCodesResponse {
-    /// Ten new single-use codes; every older code is dead.
-    #[schema(example = json!(["7k3md-x9q2p", "..."]))]
+    /// Ten new single-use codes (`xxxxx-xxxxx`); every older code is dead.
+    /// Shown once: store them safely.
+    #[schema(min_items = 10, max_items = 10, example = json!(["7k3md-x9q2p", "m2c8v-0gq4t", "a9f3k-pz7rd", "4hx2b-nw8cs", "t0e5j-6yvq1", "kq9wz-3m7fa", "r8d1c-xb5ne", "5vj0t-hk2wg", "ez4n6-c1sy9", "b3w7q-dk0mp"]))]
     pub recovery_codes: Vec<String>,
 }
 
@@ -178,13 +221,20 @@ pub struct RecoveryCodesResponse {
     security(("access_token" = [])),
     request_body = CodeRequest,
     responses(
-        (status = 200, description = "New recovery codes", body = RecoveryCodesResponse),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_otp` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`two_factor_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Ten new recovery codes; the old ones are dead", body = RecoveryCodesResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
+            examples(
+                ("invalid_otp" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The one-time code is incorrect or was already used.", "code": "invalid_otp"}))),
+                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+            )),
+        (status = 403, response = TwoFactorRequired),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/2fa/recovery-codes")]
@@ -206,8 +256,10 @@ pub async fn regenerate_recovery_codes(
 /// Password and a current code.
 #[derive(Debug, ToSchema)]
 pub struct DisableRequest {
-    #[schema(example = "correct horse battery staple")]
+    /// The account's password.
+    #[schema(min_length = 1, example = "correct horse battery staple")]
     pub password: String,
+    /// A current TOTP code: exactly six ASCII digits, as a string.
     #[schema(pattern = "^[0-9]{6}$", example = "123456")]
     pub code: String,
 }
@@ -223,13 +275,21 @@ pub struct DisableRequest {
     security(("access_token" = [])),
     request_body = DisableRequest,
     responses(
-        (status = 204, description = "Two-factor disabled; all sessions revoked"),
-        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`invalid_credentials`, `invalid_otp` or `invalid_token`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`two_factor_required`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 16 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 204, description = "Two-factor disabled; every session of the user revoked"),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "`invalid_credentials` (wrong password), `invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
+            examples(
+                ("invalid_credentials" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The username or password is incorrect.", "code": "invalid_credentials"}))),
+                ("invalid_otp" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The one-time code is incorrect or was already used.", "code": "invalid_otp"}))),
+                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+            )),
+        (status = 403, response = TwoFactorRequired),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 500, response = Internal),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[post("/2fa/disable")]

@@ -1,0 +1,106 @@
+//! Applying the throttles of `auth::throttle` inside the flow's
+//! transactions, keyed by digests of what they count.
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::error::AuthError;
+use crate::auth::recovery::hex;
+use crate::auth::throttle::{Bucket, BucketPolicy, FailureCounter, FailurePolicy, RetryAfter};
+use crate::store::throttles::{self, CounterRow};
+use crate::store::{DbConnection, StoreError};
+
+/// Every limit the flow enforces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Wrong TOTP or recovery codes per account, across tokens and clients.
+    pub second_factor: FailurePolicy,
+    /// Wrong passwords per (username, client IP).
+    pub login_per_client: FailurePolicy,
+    /// Wrong passwords per username, from anywhere.
+    pub login_per_username: FailurePolicy,
+    /// Login and registration requests per client IP; None: unlimited.
+    pub per_ip: Option<BucketPolicy>,
+}
+
+/// The row key of one throttled thing: a digest, so that the table holds
+/// no usernames or addresses.
+pub(super) fn key(kind: &str, parts: &[&str]) -> String {
+    let mut digest = Sha256::new_with_prefix(b"otpgate/throttle/v1\0");
+    digest.update(kind.as_bytes());
+    for part in parts {
+        digest.update(b"\0");
+        digest.update(part.as_bytes());
+    }
+    hex(&digest.finalize())
+}
+
+impl From<CounterRow> for FailureCounter {
+    fn from(row: CounterRow) -> Self {
+        Self {
+            failures: row.failures,
+            last_failure_at: row.last_failure_at,
+            locked_until: row.locked_until,
+            lockouts: row.lockouts,
+            window_start: row.window_start,
+            window_failures: row.window_failures,
+        }
+    }
+}
+
+impl From<FailureCounter> for CounterRow {
+    fn from(counter: FailureCounter) -> Self {
+        Self {
+            failures: counter.failures,
+            last_failure_at: counter.last_failure_at,
+            locked_until: counter.locked_until,
+            lockouts: counter.lockouts,
+            window_start: counter.window_start,
+            window_failures: counter.window_failures,
+        }
+    }
+}
+
+fn too_many(retry: RetryAfter) -> AuthError {
+    AuthError::TooManyAttempts {
+        retry_after_secs: retry.0,
+    }
+}
+
+/// Counts an attempt as failed ahead of checking it (see
+/// [`FailureCounter::count_failure`]); returns whether it started a lockout.
+pub(super) fn reserve(
+    conn: &mut DbConnection,
+    key: &str,
+    policy: &FailurePolicy,
+    now: i64,
+) -> Result<bool, AuthError> {
+    let counter = FailureCounter::from(throttles::lock_counter(conn, key)?);
+    let counted = counter.count_failure(policy, now).map_err(too_many)?;
+    throttles::save_counter(conn, key, &counted.counter.into())?;
+    Ok(counted.locked)
+}
+
+/// The reserved attempt succeeded: the streak and any lockout end.
+pub(super) fn release(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
+    let counter = FailureCounter::from(throttles::lock_counter(conn, key)?);
+    throttles::save_counter(conn, key, &counter.succeeded().into())
+}
+
+/// Takes a token from the bucket, or refuses.
+pub(super) fn take_token(
+    conn: &mut DbConnection,
+    key: &str,
+    policy: &BucketPolicy,
+    now: f64,
+) -> Result<(), AuthError> {
+    let full = Bucket::full(policy, now);
+    let (tokens, refilled_at) = throttles::lock_bucket(conn, key, (full.tokens, full.refilled_at))?;
+    let bucket = Bucket {
+        tokens,
+        refilled_at,
+    }
+    .take(policy, now)
+    .map_err(too_many)?;
+    throttles::save_bucket(conn, key, bucket.tokens, bucket.refilled_at)?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Throttling state: failure counters and token buckets, one row per key.
+//! Each read here locks its row (PostgreSQL `FOR UPDATE`; SQLite write
+//! transactions are serialised already) until the transaction ends.
+
+use diesel::prelude::*;
+
+use super::schema::{failure_counters, rate_buckets};
+use super::{DbConnection, StoreError};
+
+#[derive(Debug, Clone, Copy, Queryable, Selectable, AsChangeset)]
+#[diesel(table_name = failure_counters)]
+pub struct CounterRow {
+    pub failures: i32,
+    pub last_failure_at: i64,
+    pub locked_until: i64,
+    pub lockouts: i32,
+    pub window_start: i64,
+    pub window_failures: i32,
+}
+
+/// The counter for `key` (zeros if new), locked for this transaction.
+pub fn lock_counter(conn: &mut DbConnection, key: &str) -> Result<CounterRow, StoreError> {
+    let insert = diesel::insert_into(failure_counters::table).values(failure_counters::key.eq(key));
+    let query = || failure_counters::table.find(key);
+    // `ON CONFLICT` and `FOR UPDATE` do not go through diesel's
+    // MultiConnection: run them on the backend's own connection.
+    Ok(match conn {
+        DbConnection::Postgres(pg) => {
+            insert.on_conflict_do_nothing().execute(pg)?;
+            query()
+                .select(CounterRow::as_select())
+                .for_update()
+                .first(pg)?
+        }
+        DbConnection::Sqlite(sqlite) => {
+            insert.on_conflict_do_nothing().execute(sqlite)?;
+            query().select(CounterRow::as_select()).first(sqlite)?
+        }
+    })
+}
+
+pub fn save_counter(
+    conn: &mut DbConnection,
+    key: &str,
+    row: &CounterRow,
+) -> Result<(), StoreError> {
+    diesel::update(failure_counters::table.find(key))
+        .set(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The bucket for `key` as (tokens, refilled_at), created with `initial`
+/// if new, locked for this transaction.
+pub fn lock_bucket(
+    conn: &mut DbConnection,
+    key: &str,
+    initial: (f64, f64),
+) -> Result<(f64, f64), StoreError> {
+    let insert = diesel::insert_into(rate_buckets::table).values((
+        rate_buckets::key.eq(key),
+        rate_buckets::tokens.eq(initial.0),
+        rate_buckets::refilled_at.eq(initial.1),
+    ));
+    let query = rate_buckets::table
+        .find(key)
+        .select((rate_buckets::tokens, rate_buckets::refilled_at));
+    Ok(match conn {
+        DbConnection::Postgres(pg) => {
+            insert.on_conflict_do_nothing().execute(pg)?;
+            query.for_update().first(pg)?
+        }
+        DbConnection::Sqlite(sqlite) => {
+            insert.on_conflict_do_nothing().execute(sqlite)?;
+            query.first(sqlite)?
+        }
+    })
+}
+
+pub fn save_bucket(
+    conn: &mut DbConnection,
+    key: &str,
+    tokens: f64,
+    refilled_at: f64,
+) -> Result<(), StoreError> {
+    diesel::update(rate_buckets::table.find(key))
+        .set((
+            rate_buckets::tokens.eq(tokens),
+            rate_buckets::refilled_at.eq(refilled_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets counters and buckets idle since `before` (Unix seconds) that
+/// hold no lock.
+pub fn delete_idle(conn: &mut DbConnection, before: i64) -> Result<usize, StoreError> {
+    let counters = diesel::delete(
+        failure_counters::table
+            .filter(failure_counters::last_failure_at.lt(before))
+            .filter(failure_counters::locked_until.lt(before)),
+    )
+    .execute(conn)?;
+    let buckets =
+        diesel::delete(rate_buckets::table.filter(rate_buckets::refilled_at.lt(before as f64)))
+            .execute(conn)?;
+    Ok(counters + buckets)
+}
