@@ -142,18 +142,20 @@ HZ=$(getconf CLK_TCK)
 now_s() { date +%s.%N; }
 machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; } # jiffies
 proc_cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }   # jiffies
-children_cpu() { # seconds of CPU used by this shell's reaped children
+# CHILD_CPU = seconds of CPU used by this shell's reaped children (wrk,
+# python). Not $(...): `times` in a subshell sees only the subshell's.
+children_cpu() {
     times >"$WORK/times"
-    awk 'NR == 2 { for (i = 1; i <= 2; i++) { f = $i; sub(/s$/, "", f); split(f, a, "m"); t += a[1] * 60 + a[2] } } END { printf "%.3f", t }' "$WORK/times"
+    CHILD_CPU=$(awk 'NR == 2 { for (i = 1; i <= 2; i++) { f = $i; sub(/s$/, "", f); split(f, a, "m"); t += a[1] * 60 + a[2] } } END { printf "%.3f", t }' "$WORK/times")
 }
-cpu_begin() { CPU_T0=$(now_s); CPU_B0=$(machine_busy); CPU_S0=$(proc_cpu "${SERVER_PID:-0}"); CPU_C0=$(children_cpu); }
+cpu_begin() { CPU_T0=$(now_s); CPU_B0=$(machine_busy); CPU_S0=$(proc_cpu "${SERVER_PID:-0}"); children_cpu; CPU_C0=$CHILD_CPU; }
 # cpu_end LABEL: R[LABEL.server_cores|client_cores|other_cores] over the
 # span since cpu_begin; "other" is everything on the machine that is neither
 # the server nor this script's children (wrk, python): other users' work,
 # plus kernel time charged to no process.
 cpu_end() {
     local label=$1 t1 b1 s1 c1
-    t1=$(now_s); b1=$(machine_busy); s1=$(proc_cpu "${SERVER_PID:-0}"); c1=$(children_cpu)
+    t1=$(now_s); b1=$(machine_busy); s1=$(proc_cpu "${SERVER_PID:-0}"); children_cpu; c1=$CHILD_CPU
     local wall; wall=$(calc "$t1 - $CPU_T0" 3)
     R[$label.server_cores]=$(calc "($s1 - $CPU_S0) / $HZ / $wall" 2)
     R[$label.server_cpu_s]=$(calc "($s1 - $CPU_S0) / $HZ" 2)
@@ -165,6 +167,21 @@ cpu_end() {
     fi
 }
 DISTURBED=()
+
+# wait_server_idle LABEL: until the server uses < 5 % of a core for 1 s
+# (at most 60 s). After a login run the server goes on hashing for requests
+# whose clients have left; the time it takes is kept as R[LABEL.drain_s].
+wait_server_idle() {
+    local label=$1 start a b
+    start=$(now_s)
+    while :; do
+        a=$(proc_cpu "$SERVER_PID"); sleep 1; b=$(proc_cpu "$SERVER_PID")
+        if (((b - a) * 100 < 5 * HZ)); then break; fi
+        if awk -v s="$start" -v n="$(now_s)" 'BEGIN { exit !(n - s > 60) }'; then break; fi
+    done
+    R[$label.drain_s]=$(calc "$(now_s) - $start - 1" 1)
+    say "   [$label] the server stayed busy for ${R[$label.drain_s]} s after wrk stopped"
+}
 
 # ------------------------------------------------------------------- wrk
 # run_wrk LABEL SCRIPT CONNS SECONDS [wrk options...] : runs against $BASE
@@ -294,6 +311,7 @@ login_round() {
     "$PY" "$TOOL" users --base "$BASE" --count 8 --prefix login --out "$WORK/login-users-$cost.txt" 2>&1 | tee -a "$LOG"
     BENCH_FILE=$WORK/login-users-$cost.txt run_wrk "login$cost" login.lua "$CONNS" "$secs" --latency --timeout 60s
     expect_only "login$cost" "200 -"
+    wait_server_idle "login$cost"
     if [[ -x "$VENV_PY" ]] && "$VENV_PY" -c 'import bcrypt' 2>/dev/null; then
         say "   raw bcrypt verifications of a 44-byte input, cost $cost, $THREADS processes x ${DUR}s (server idle)"
         local raw
@@ -373,6 +391,8 @@ SUMMARY=$WORK/summary.txt
     echo "login rates as wrk counts them (completed / run time): cost 10 ${R[login10.rps]:-?}/s, cost 12 ${R[login12.rps]:-?}/s"
     echo "server CPU use (cores): /healthz ${R[healthz.server_cores]:-?}, /me ${R[me.server_cores]:-?}, setup ${R[setup.server_cores]:-?}," \
         "verify-wrong ${R[verify_wrong.server_cores]:-?}, login10 ${R[login10.server_cores]:-?}, login12 ${R[login12.server_cores]:-?}"
+    echo "after the login runs stopped, the server kept working (hashing for requests whose clients had gone) for" \
+        "${R[login10.drain_s]:-?} s (cost 10) and ${R[login12.drain_s]:-?} s (cost 12)"
     echo "Limits lifted for the benchmark: ${SERVER_LIMITS[*]}"
     echo "Client (wrk, python) and server share the same $(nproc) cores; see bench/README.md for caveats."
     if ((${#DISTURBED[@]})); then

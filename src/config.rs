@@ -57,6 +57,8 @@ pub struct Config {
     pub jwt_previous_public_key_file: Option<PathBuf>,
     /// None: read or create `<data_dir>/encryption-key`.
     pub encryption_key: Option<[u8; KEY_BYTES]>,
+    /// Retiring keys: still read, never written (during a rotation).
+    pub previous_encryption_keys: Vec<[u8; KEY_BYTES]>,
     pub issuer: String,
     pub bcrypt_cost: u32,
     pub pending_ttl_secs: i64,
@@ -151,6 +153,18 @@ impl Config {
         let encryption_key = get("OTPGATE_ENCRYPTION_KEY", &None)
             .map(|raw| decode_key(&raw).map_err(|e| invalid("OTPGATE_ENCRYPTION_KEY", e)))
             .transpose()?;
+        let previous_encryption_keys = get("OTPGATE_PREVIOUS_ENCRYPTION_KEYS", &None)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(|key| {
+                        decode_key(key).map_err(|e| invalid("OTPGATE_PREVIOUS_ENCRYPTION_KEYS", e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let issuer = get("OTPGATE_ISSUER", &overrides.issuer).unwrap_or_else(|| "otpgate".into());
         if issuer.contains(':') || issuer.chars().any(char::is_control) || issuer.len() > 64 {
             return Err(invalid(
@@ -173,6 +187,7 @@ impl Config {
             jwt_private_key_file,
             jwt_previous_public_key_file,
             encryption_key,
+            previous_encryption_keys,
             issuer,
             bcrypt_cost: bcrypt_cost as u32,
             pending_ttl_secs: number(

@@ -125,8 +125,8 @@ pub async fn build_authenticator(
     let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads)).await??;
     let keys = Keys {
         tokens: token_keys(config)?,
-        secrets: SecretBox::new(encryption_key),
-        recovery: RecoveryHasher::derived_from(&encryption_key),
+        secrets: SecretBox::new(encryption_key, &config.previous_encryption_keys),
+        recovery: RecoveryHasher::derived_from(&encryption_key, &config.previous_encryption_keys),
     };
     let settings = FlowSettings {
         issuer: config.issuer.clone(),

@@ -43,6 +43,9 @@ enum AdminAction {
     RevokeSessions { username: String },
     /// Show the account's state: 2FA, sessions, recovery codes, last events.
     Show { username: String },
+    /// Re-encrypt every TOTP secret under OTPGATE_ENCRYPTION_KEY; the old
+    /// key must be listed in OTPGATE_PREVIOUS_ENCRYPTION_KEYS meanwhile.
+    RotateEncryptionKey,
 }
 
 #[derive(Debug, Default, Args)]
@@ -183,6 +186,15 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<String> {
                 .await?
                 .ok_or_else(|| unknown(&username))?;
             format!("revoked {revoked} live session(s) of {username:?}")
+        }
+        AdminAction::RotateEncryptionKey => {
+            let resealed = auth.admin_reseal_secrets().await?;
+            format!(
+                "re-encrypted {resealed} TOTP secret(s) under the current key; every secret now \
+                 uses it. Recovery codes issued before the rotation keep working while the old \
+                 key stays in OTPGATE_PREVIOUS_ENCRYPTION_KEYS (users who regenerate their codes \
+                 no longer need it)"
+            )
         }
         AdminAction::Show { username } => {
             let summary = auth

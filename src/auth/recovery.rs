@@ -62,23 +62,44 @@ impl RecoveryCode {
 /// HMAC-SHA256 under a server key: fast (the codes carry 50 bits, no need
 /// for bcrypt) yet useless to whoever has only a copy of the database.
 pub struct RecoveryHasher {
-    key: [u8; 32],
+    /// Derived from the current secrets-at-rest key, then the retiring ones.
+    keys: Vec<[u8; 32]>,
 }
 
 impl RecoveryHasher {
-    /// Derives the hashing key from the secrets-at-rest key.
-    pub fn derived_from(master_key: &[u8; 32]) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(master_key).expect("any key length");
-        mac.update(b"otpgate/recovery-codes/v1");
+    /// Derives hashing keys from the secrets-at-rest keys, current first.
+    pub fn derived_from(current: &[u8; 32], previous: &[[u8; 32]]) -> Self {
+        let derive = |master: &[u8; 32]| -> [u8; 32] {
+            let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("any key length");
+            mac.update(b"otpgate/recovery-codes/v1");
+            mac.finalize().into_bytes().into()
+        };
         Self {
-            key: mac.finalize().into_bytes().into(),
+            keys: std::iter::once(current)
+                .chain(previous)
+                .map(derive)
+                .collect(),
         }
     }
 
-    pub fn hash(&self, code: &RecoveryCode) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+    fn hash_with(key: &[u8; 32], code: &RecoveryCode) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
         mac.update(code.0.as_bytes());
         hex(&mac.finalize().into_bytes())
+    }
+
+    /// The hash to store, under the current key.
+    pub fn hash(&self, code: &RecoveryCode) -> String {
+        Self::hash_with(&self.keys[0], code)
+    }
+
+    /// Every hash the code may be stored under: codes issued before a key
+    /// rotation stay valid while the old key is kept as a previous key.
+    pub fn candidates(&self, code: &RecoveryCode) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|key| Self::hash_with(key, code))
+            .collect()
     }
 }
 
@@ -126,10 +147,11 @@ mod tests {
     #[test]
     fn hashes_depend_on_the_key() {
         let code = RecoveryCode::parse("abcde-12345").unwrap();
-        let one = RecoveryHasher::derived_from(&[1; 32]);
-        let two = RecoveryHasher::derived_from(&[2; 32]);
+        let one = RecoveryHasher::derived_from(&[1; 32], &[]);
+        let two = RecoveryHasher::derived_from(&[2; 32], &[[1; 32]]);
         assert_eq!(one.hash(&code), one.hash(&code));
         assert_ne!(one.hash(&code), two.hash(&code));
         assert!(!one.hash(&code).contains("abcde"));
+        assert!(two.candidates(&code).contains(&one.hash(&code)));
     }
 }

@@ -11,35 +11,53 @@ use super::error::AuthError;
 const NONCE_BYTES: usize = 12;
 pub const KEY_BYTES: usize = 32;
 
-pub struct SecretBox {
-    key_id: String,
+struct SealingKey {
+    id: String,
     cipher: Aes256Gcm,
+}
+
+impl SealingKey {
+    fn new(key: [u8; KEY_BYTES]) -> Self {
+        // A public fingerprint of the key, stored beside each ciphertext so
+        // that a key rotation knows which rows still use an old key.
+        let digest = Sha256::new_with_prefix(b"otpgate key id\0")
+            .chain_update(key)
+            .finalize();
+        Self {
+            id: digest[..8].iter().map(|b| format!("{b:02x}")).collect(),
+            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
+        }
+    }
+}
+
+/// Seals with the current key; opens with it or any retiring key, so that
+/// secrets can be re-encrypted while the service runs.
+pub struct SecretBox {
+    current: SealingKey,
+    previous: Vec<SealingKey>,
 }
 
 impl std::fmt::Debug for SecretBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let previous: Vec<&str> = self.previous.iter().map(|k| k.id.as_str()).collect();
         f.debug_struct("SecretBox")
-            .field("key_id", &self.key_id)
+            .field("key_id", &self.current.id)
+            .field("previous", &previous)
             .finish_non_exhaustive()
     }
 }
 
 impl SecretBox {
-    pub fn new(key: [u8; KEY_BYTES]) -> Self {
-        // A public fingerprint of the key, stored beside each ciphertext so
-        // that a key rotation knows which rows still use the old key.
-        let digest = Sha256::new_with_prefix(b"otpgate key id\0")
-            .chain_update(key)
-            .finalize();
-        let key_id = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    pub fn new(current: [u8; KEY_BYTES], previous: &[[u8; KEY_BYTES]]) -> Self {
         Self {
-            key_id,
-            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
+            current: SealingKey::new(current),
+            previous: previous.iter().copied().map(SealingKey::new).collect(),
         }
     }
 
+    /// The id of the key new secrets are sealed with.
     pub fn key_id(&self) -> &str {
-        &self.key_id
+        &self.current.id
     }
 
     /// nonce ‖ ciphertext ‖ tag
@@ -47,6 +65,7 @@ impl SecretBox {
         let mut nonce = [0u8; NONCE_BYTES];
         rand::fill(&mut nonce);
         let sealed = self
+            .current
             .cipher
             .encrypt(
                 &Nonce::from(nonce),
@@ -63,17 +82,18 @@ impl SecretBox {
     }
 
     pub fn open(&self, key_id: &str, sealed: &[u8], owner: &str) -> Result<Vec<u8>, AuthError> {
-        if key_id != self.key_id {
-            return Err(AuthError::internal(format!(
-                "secret sealed under unknown key {key_id}"
-            )));
-        }
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|key| key.id == key_id)
+            .ok_or_else(|| {
+                AuthError::internal(format!("secret sealed under unknown key {key_id}"))
+            })?;
         if sealed.len() < NONCE_BYTES {
             return Err(AuthError::internal("sealed secret too short"));
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().expect("split at NONCE_BYTES");
-        self.cipher
+        key.cipher
             .decrypt(
                 &Nonce::from(nonce),
                 Payload {
@@ -91,7 +111,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_binds_to_the_owner() {
-        let secret_box = SecretBox::new([7; KEY_BYTES]);
+        let secret_box = SecretBox::new([7; KEY_BYTES], &[]);
         let sealed = secret_box.seal(b"totp seed", "user-1").unwrap();
         assert_ne!(&sealed[NONCE_BYTES..], b"totp seed");
         assert_eq!(
@@ -106,7 +126,16 @@ mod tests {
                 .is_err()
         );
         assert_ne!(sealed, secret_box.seal(b"totp seed", "user-1").unwrap());
-        let other = SecretBox::new([8; KEY_BYTES]);
+        let other = SecretBox::new([8; KEY_BYTES], &[]);
         assert!(other.open(secret_box.key_id(), &sealed, "user-1").is_err());
+    }
+
+    #[test]
+    fn a_retiring_key_still_opens() {
+        let old = SecretBox::new([7; KEY_BYTES], &[]);
+        let sealed = old.seal(b"seed", "u").unwrap();
+        let rotating = SecretBox::new([8; KEY_BYTES], &[[7; KEY_BYTES]]);
+        assert_eq!(rotating.open(old.key_id(), &sealed, "u").unwrap(), b"seed");
+        assert_ne!(rotating.key_id(), old.key_id());
     }
 }

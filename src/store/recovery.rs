@@ -36,18 +36,19 @@ pub fn replace_all(
     Ok(())
 }
 
-/// Marks an unused code used; false when there is no such unused code (so
-/// of two concurrent uses, one wins).
+/// Marks an unused code used, given the hashes it may be stored under;
+/// false when there is no such unused code (so of two concurrent uses, one
+/// wins).
 pub fn spend(
     conn: &mut DbConnection,
     user_id: &str,
-    code_hash: &str,
+    code_hashes: &[String],
     now: NaiveDateTime,
 ) -> Result<bool, StoreError> {
     let updated = diesel::update(
         recovery_codes::table
             .filter(recovery_codes::user_id.eq(user_id))
-            .filter(recovery_codes::code_hash.eq(code_hash))
+            .filter(recovery_codes::code_hash.eq_any(code_hashes))
             .filter(recovery_codes::used_at.is_null()),
     )
     .set(recovery_codes::used_at.eq(now))

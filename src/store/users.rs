@@ -129,3 +129,40 @@ pub fn disable_two_factor(conn: &mut DbConnection, user_id: &str) -> Result<(), 
         .execute(conn)?;
     Ok(())
 }
+
+/// Users whose TOTP secret is sealed under a key other than `key_id`.
+pub fn sealed_under_other_keys(
+    conn: &mut DbConnection,
+    key_id: &str,
+    limit: i64,
+) -> Result<Vec<UserRow>, StoreError> {
+    Ok(users::table
+        .filter(users::totp_secret.is_not_null())
+        .filter(users::totp_key_id.ne(key_id))
+        .order(users::id)
+        .limit(limit)
+        .select(UserRow::as_select())
+        .load(conn)?)
+}
+
+/// Replaces a sealed secret if it is still the one under `old_key_id`
+/// (a concurrent disable or re-enrolment wins); returns whether it was.
+pub fn reseal_secret(
+    conn: &mut DbConnection,
+    user_id: &str,
+    old_key_id: &str,
+    sealed_secret: &[u8],
+    key_id: &str,
+) -> Result<bool, StoreError> {
+    let updated = diesel::update(
+        users::table
+            .filter(users::id.eq(user_id))
+            .filter(users::totp_key_id.eq(old_key_id)),
+    )
+    .set((
+        users::totp_secret.eq(sealed_secret),
+        users::totp_key_id.eq(key_id),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}

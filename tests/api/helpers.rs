@@ -181,14 +181,23 @@ impl TestApp {
     /// A second instance sharing this one's database, keys and settings,
     /// as several stateless instances behind a load balancer would.
     pub async fn spawn_sibling(&self) -> TestApp {
-        let (address, clock) = start_server(&self.vars).await;
+        self.spawn_sibling_with(&[]).await
+    }
+
+    /// A sibling with some settings changed (or removed, with an empty value).
+    pub async fn spawn_sibling_with(&self, changes: &[(&str, &str)]) -> TestApp {
+        let mut vars = self.vars.clone();
+        for (k, v) in changes {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let (address, clock) = start_server(&vars).await;
         clock.set(self.clock_now());
         TestApp {
             address,
             client: self.client.clone(),
             clock,
             database_url: self.database_url.clone(),
-            vars: self.vars.clone(),
+            vars,
             _data_dir: self._data_dir.clone(),
             _database: self._database.clone(),
         }

@@ -10,5 +10,6 @@ mod flow;
 mod http_errors;
 mod jwks;
 mod lifecycle;
+mod security;
 mod throttling;
 mod tokens;

@@ -127,3 +127,40 @@ impl Authenticator {
             .await
     }
 }
+
+impl Authenticator {
+    /// Re-encrypts every TOTP secret still sealed under a retiring key with
+    /// the current key, in batches, while the service keeps running (it can
+    /// read both keys meanwhile). Returns how many were re-encrypted.
+    pub async fn admin_reseal_secrets(&self) -> Result<usize, AuthError> {
+        let current = self.inner.secrets.key_id().to_owned();
+        let mut resealed = 0;
+        loop {
+            let key_id = current.clone();
+            let batch = self
+                .inner
+                .store
+                .read(move |conn| users::sealed_under_other_keys(conn, &key_id, 100))
+                .await?;
+            if batch.is_empty() {
+                return Ok(resealed);
+            }
+            for user in batch {
+                let secret = self
+                    .open_secret(&user)?
+                    .ok_or_else(|| AuthError::internal("listed user has no secret"))?;
+                let sealed = self.inner.secrets.seal(secret.as_bytes(), &user.id)?;
+                let old_key_id = user.totp_key_id.clone().unwrap_or_default();
+                let key_id = current.clone();
+                let done = self
+                    .inner
+                    .store
+                    .transaction(move |conn| {
+                        users::reseal_secret(conn, &user.id, &old_key_id, &sealed, &key_id)
+                    })
+                    .await?;
+                resealed += usize::from(done);
+            }
+        }
+    }
+}

@@ -116,7 +116,7 @@ impl Authenticator {
                 .reject_second_factor(pending, client, AuthError::InvalidRecoveryCode)
                 .await;
         }
-        let code_hash = self.inner.recovery.hash(&code);
+        let code_hashes = self.inner.recovery.candidates(&code);
         let opening = self.open_session(&user.id, &["pwd", "recovery_code"], now);
         let jti = pending.jti.clone();
         let event_client = client.clone();
@@ -125,7 +125,7 @@ impl Authenticator {
             .store
             .transaction(move |conn| {
                 let at = now.naive_utc();
-                if !recovery::spend(conn, &opening.user_id, &code_hash, at)? {
+                if !recovery::spend(conn, &opening.user_id, &code_hashes, at)? {
                     return Err(AuthError::InvalidRecoveryCode);
                 }
                 if !pending::consume(conn, &jti, MAX_CODE_ATTEMPTS, at)? {

@@ -1,0 +1,235 @@
+//! Secrets at rest, key rotation, and slow clients.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::*;
+
+#[derive(QueryableByName)]
+struct Text {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    text: String,
+}
+
+/// Everything the database holds, as one string: the SQLite file and its
+/// write-ahead log byte for byte, or every PostgreSQL table row by row.
+fn dump(app: &TestApp) -> String {
+    if !app.database_url.starts_with("postgres") {
+        let mut bytes = std::fs::read(&app.database_url).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{}-wal", app.database_url)) {
+            bytes.extend(wal);
+        }
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let mut conn = PgConnection::establish(&app.database_url).unwrap();
+    let tables: Vec<Text> = diesel::sql_query(
+        "SELECT table_name::text AS text FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert!(tables.len() >= 8, "all tables found");
+    let mut out = String::new();
+    for table in tables {
+        let rows: Vec<Text> = diesel::sql_query(format!(
+            "SELECT row_to_json(t)::text AS text FROM \"{}\" t",
+            table.text
+        ))
+        .load(&mut conn)
+        .unwrap();
+        for row in rows {
+            out.push_str(&row.text);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+async fn a_database_copy_reveals_no_secret(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("dump")).await;
+    let refreshed: Value = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": user.tokens["refresh_token"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let text = dump(&app);
+    assert!(
+        text.contains(&user.user_id),
+        "the dump holds the user's rows"
+    );
+
+    let raw_secret =
+        base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &user.secret).unwrap();
+    let mut needles = vec![
+        user.secret.clone(),
+        user.secret.to_lowercase(),
+        raw_secret
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+        base64::engine::general_purpose::STANDARD.encode(&raw_secret),
+        PASSWORD.to_owned(),
+        user.tokens["refresh_token"].as_str().unwrap().to_owned(),
+        refreshed["refresh_token"].as_str().unwrap().to_owned(),
+    ];
+    for code in user.tokens["recovery_codes"].as_array().unwrap() {
+        let code = code.as_str().unwrap();
+        needles.push(code.to_owned());
+        needles.push(code.replace('-', ""));
+    }
+    for needle in &needles {
+        assert!(
+            !text.contains(needle.as_str()),
+            "found {needle:?} in the database"
+        );
+    }
+    // The raw secret bytes are not in the SQLite file either.
+    if !app.database_url.starts_with("postgres") {
+        let bytes = std::fs::read(&app.database_url).unwrap();
+        assert!(
+            !bytes
+                .windows(raw_secret.len())
+                .any(|w| w == raw_secret.as_slice())
+        );
+    }
+}
+
+async fn rotating_the_encryption_key_keeps_everyone_enrolled(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("rotate")).await;
+    let old_key = std::fs::read_to_string(app.data_dir().join("encryption-key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let mut new_key = [0u8; 32];
+    new_key
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = i as u8 ^ 0x5a);
+    let new_key = base64::engine::general_purpose::STANDARD.encode(new_key);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .args(["admin", "rotate-encryption-key"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("OTPGATE_DATA_DIR", app.data_dir())
+        .env("OTPGATE_ENCRYPTION_KEY", &new_key)
+        .env("OTPGATE_PREVIOUS_ENCRYPTION_KEYS", &old_key)
+        .env("OTPGATE_JWT_SECRET", JWT_SECRET)
+        .env("OTPGATE_BCRYPT_COST", "4")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("re-encrypted 1 TOTP secret"), "{stdout}");
+
+    // An instance that knows only the new key still verifies the codes.
+    let rotated = app
+        .spawn_sibling_with(&[("OTPGATE_ENCRYPTION_KEY", &new_key)])
+        .await;
+    rotated.clock.set(app.clock_now());
+    let login = rotated.login(&user.username).await;
+    let response = rotated
+        .verify(
+            login["pending_token"].as_str().unwrap(),
+            &rotated.code(&user.secret, 0),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Old recovery codes need the old key as a previous key.
+    let code = user.tokens["recovery_codes"][0].as_str().unwrap();
+    let pending = rotated.login(&user.username).await["pending_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = rotated
+        .post(
+            "/api/v1/2fa/recover",
+            Some(&pending),
+            json!({"recovery_code": code}),
+        )
+        .await;
+    assert_problem(response, 401, "invalid_recovery_code").await;
+    let both = app
+        .spawn_sibling_with(&[
+            ("OTPGATE_ENCRYPTION_KEY", &new_key),
+            ("OTPGATE_PREVIOUS_ENCRYPTION_KEYS", &old_key),
+        ])
+        .await;
+    let pending = both.login(&user.username).await["pending_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = both
+        .post(
+            "/api/v1/2fa/recover",
+            Some(&pending),
+            json!({"recovery_code": code}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // A second rotation finds nothing left to do.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
+        .args(["admin", "rotate-encryption-key"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("OTPGATE_DATA_DIR", app.data_dir())
+        .env("OTPGATE_ENCRYPTION_KEY", &new_key)
+        .env("OTPGATE_JWT_SECRET", JWT_SECRET)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("re-encrypted 0"));
+}
+
+async fn a_slow_client_is_cut_off(app: TestApp) {
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    socket
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: otpgate\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    // Trickle a header, one byte every 250 ms, for at most 20 s.
+    while started.elapsed() < Duration::from_secs(20) {
+        if socket.write_all(b"X").await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(250), socket.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => {
+                // A 408 answer before closing is fine too.
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"));
+                closed = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let waited = started.elapsed();
+    assert!(closed, "connection still open after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "cut off after {waited:?}");
+    // Meanwhile the server kept serving.
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+on_both_backends!(
+    a_database_copy_reveals_no_secret,
+    rotating_the_encryption_key_keeps_everyone_enrolled,
+    a_slow_client_is_cut_off,
+);
