@@ -131,7 +131,14 @@ impl Fields {
 
 /// The token from the one `Authorization: Bearer` header.
 fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
-    let mut values = req.headers().get_all(header::AUTHORIZATION);
+    parse_authorization(req.headers().get_all(header::AUTHORIZATION))
+}
+
+/// The token of the `Authorization` header values: exactly one, scheme
+/// `Bearer` in any case, a token68 token.
+pub fn parse_authorization<'a>(
+    mut values: impl Iterator<Item = &'a header::HeaderValue>,
+) -> Result<&'a str, ApiError> {
     let value = values.next().ok_or_else(ApiError::missing_token)?;
     if values.next().is_some() {
         return Err(ApiError::new(ErrorCode::BadRequest)
