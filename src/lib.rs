@@ -237,7 +237,6 @@ fn cors(origins: &[String]) -> Cors {
             actix_web::http::header::AUTHORIZATION,
             actix_web::http::header::CONTENT_TYPE,
         ])
-        .expose_headers(["www-authenticate", "retry-after", "x-request-id"])
         .block_on_origin_mismatch(false)
         .max_age(600)
 }

@@ -21,6 +21,11 @@ pub fn security_headers() -> DefaultHeaders {
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"))
         .add((header::REFERRER_POLICY, "no-referrer"))
+        // Set here rather than by actix-cors, whose order varies per worker.
+        .add((
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "WWW-Authenticate, Retry-After, X-Request-Id",
+        ))
 }
 
 /// One log line per request (method, path, status, latency, request id);

@@ -10,6 +10,7 @@ mod flow;
 mod http_errors;
 mod jwks;
 mod lifecycle;
+mod openapi;
 mod security;
 mod throttling;
 mod tokens;
