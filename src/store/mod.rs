@@ -11,6 +11,7 @@ pub mod throttles;
 pub mod users;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -153,6 +154,10 @@ impl ManageConnection for ConnectionFactory {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<ConnectionFactory>,
+    /// SQLite only: one writer at a time inside this process. SQLite
+    /// serialises writers anyway; queueing them here avoids its busy
+    /// handler, which sleeps and retries and wastes most of the wait.
+    sqlite_writer: Option<Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -184,7 +189,10 @@ impl Store {
             .test_on_check_out(false)
             .build(factory)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            sqlite_writer: (!url.is_postgres()).then(|| Arc::new(Mutex::new(()))),
+        })
     }
 
     /// Applies pending migrations and returns how many ran.
@@ -223,7 +231,14 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.read(move |conn| write_transaction(conn, work)).await
+        let writer = self.sqlite_writer.clone();
+        self.read(move |conn| {
+            let _turn = writer
+                .as_ref()
+                .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            write_transaction(conn, work)
+        })
+        .await
     }
 
     /// Answers when the database does.

@@ -233,3 +233,37 @@ on_both_backends!(
     rotating_the_encryption_key_keeps_everyone_enrolled,
     a_slow_client_is_cut_off,
 );
+
+/// PostgreSQL going away mid-flight: readiness and requests answer 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_503() {
+    let Some(app) = TestApp::spawn(Backend::Postgres).await else {
+        eprintln!("OTPGATE_TEST_POSTGRES_URL unset: not run");
+        return;
+    };
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+    let admin_url = std::env::var("OTPGATE_TEST_POSTGRES_URL").unwrap();
+    let name = app.database_url.rsplit('/').next().unwrap().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&admin_url).unwrap();
+        diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .execute(&mut conn)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    assert_problem(app.get("/readyz", None).await, 503, "service_unavailable").await;
+    let response = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"username": "someone", "password": PASSWORD}),
+        )
+        .await;
+    let body = assert_problem(response, 503, "service_unavailable").await;
+    assert!(
+        !body.to_string().contains("database"),
+        "no internals leaked: {body}"
+    );
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+}
