@@ -273,7 +273,7 @@ pub struct ValidationFailed(pub Problem);
         "type": "about:blank",
         "title": "Too Many Requests",
         "status": 429,
-        "detail": "Too many attempts; try again later.",
+        "detail": "Too many attempts; retry after the time in Retry-After.",
         "code": "too_many_attempts"
     })
 )]

@@ -88,5 +88,5 @@ def test_register_setup_verify_me_logout() -> None:
 
 if __name__ == "__main__":
     test_register_setup_verify_me_logout()
-    print("generated client: 1 passed, 0 failed")
+    print("client: 1 passed, 0 failed")
     sys.exit(0)

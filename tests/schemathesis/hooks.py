@@ -1,6 +1,6 @@
 """Schemathesis 4 hooks for otpgate: real credentials for every operation.
 
-Loaded by `.ci/run` through SCHEMATHESIS_HOOKS. Every generated case gets a
+Loaded by `.ci/api-contract` through SCHEMATHESIS_HOOKS. Every generated case gets a
 fixture of its own, built over HTTP against the server under test
 (OTPGATE_URL), because tokens do not survive fuzzing: a pending token is
 spent by a good code and dies after five bad ones, logout and disable revoke
@@ -44,7 +44,8 @@ ACCESS_OPERATIONS = (
     "regenerate_recovery_codes",
     "disable_two_factor",
 )
-# Operations without a bearer token whose bodies we can make valid.
+# Operations without a bearer token whose bodies we can make valid from an
+# enrolled user.
 BODY_OPERATIONS = ("login", "refresh_tokens")
 
 _client = httpx.Client(base_url=BASE_URL, timeout=10.0)
@@ -137,7 +138,11 @@ def fixture_for(operation_id: str) -> Fixture:
     return enrolled()
 
 
-def valid_body(operation_id: str, fixture: Fixture) -> dict | None:
+def valid_body(operation_id: str, fixture: Fixture | None) -> dict | None:
+    if operation_id == "register_user":
+        return {"username": f"fuzz-{uuid.uuid4().hex[:16]}", "password": PASSWORD}
+    if fixture is None:
+        return None
     if operation_id == "verify_two_factor" and fixture.secret:
         return {"code": pyotp.TOTP(fixture.secret).now()}
     if operation_id == "recover_two_factor":
@@ -190,8 +195,6 @@ def before_call(context, case, kwargs):
         return
     if fixture is None and operation_id in BODY_OPERATIONS:
         fixture = enrolled()
-    if fixture is None:
-        return
     body = valid_body(operation_id, fixture)
     if body is not None:
         case.body = body

@@ -69,6 +69,7 @@ pub struct RegisterResponse {
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyAttempts),
         (status = 500, response = Internal),
         (status = 503, response = ServiceUnavailable),
     )

@@ -3,10 +3,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::Authenticator;
-use crate::http::problem::{ApiError, ErrorCode, Problem};
+use crate::http::problem::{ApiError, ErrorCode, ServiceUnavailable};
 
+/// A health answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
+    /// Always `ok`.
     #[schema(example = "ok")]
     pub status: &'static str,
 }
@@ -32,7 +34,7 @@ pub async fn healthz() -> HttpResponse {
     operation_id = "get_readiness",
     responses(
         (status = 200, description = "Ready", body = Status),
-        (status = 503, description = "`service_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = ServiceUnavailable),
     )
 )]
 #[get("/readyz")]

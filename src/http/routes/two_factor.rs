@@ -156,7 +156,10 @@ pub struct RecoveryRequest {
     /// One of the codes shown at enrolment, `xxxxx-xxxxx` (ten characters
     /// of Crockford's base32); case, spaces and the dash do not matter, and
     /// `i`/`l` read as `1`, `o` as `0`.
-    #[schema(min_length = 10, example = "7k3md-x9q2p")]
+    #[schema(
+        pattern = "^[ -]*([0-9A-TV-Za-tv-z][ -]*){10}$",
+        example = "7k3md-x9q2p"
+    )]
     pub recovery_code: String,
 }
 
@@ -233,6 +236,7 @@ pub struct RecoveryCodesResponse {
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyAttempts),
         (status = 500, response = Internal),
         (status = 503, response = ServiceUnavailable),
     )
@@ -288,6 +292,7 @@ pub struct DisableRequest {
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = ValidationFailed),
+        (status = 429, response = TooManyAttempts),
         (status = 500, response = Internal),
         (status = 503, response = ServiceUnavailable),
     )
