@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use unicode_normalization::UnicodeNormalization;
 
 use super::error::AuthError;
@@ -102,7 +102,9 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: Password) -> Result<String, AuthError> {
         let cost = self.cost;
-        self.run(move || bcrypt::hash(password.prehashed(), cost))
+        self.turn()
+            .await?
+            .run(move || bcrypt::hash(password.prehashed(), cost))
             .await?
             .map_err(AuthError::internal)
     }
@@ -111,6 +113,36 @@ impl PasswordHasher {
     /// there is no such user (always false then).
     pub async fn verify(
         &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
+        self.turn().await?.verify(password, stored).await
+    }
+
+    /// Waits for a free hashing thread and keeps it: what the caller does
+    /// before [`HashTurn::verify`] happens at most `threads` times at once.
+    pub async fn turn(&self) -> Result<HashTurn, AuthError> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .map_err(AuthError::internal)?;
+        Ok(HashTurn {
+            permit,
+            dummy_hash: Arc::clone(&self.dummy_hash),
+        })
+    }
+}
+
+/// A reserved hashing thread.
+pub struct HashTurn {
+    permit: OwnedSemaphorePermit,
+    dummy_hash: Arc<str>,
+}
+
+impl HashTurn {
+    /// As [`PasswordHasher::verify`], on this turn's thread.
+    pub async fn verify(
+        self,
         password: Password,
         stored: Option<String>,
     ) -> Result<bool, AuthError> {
@@ -124,13 +156,10 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(
-        &self,
+        self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(AuthError::internal)?;
+        let permit = self.permit;
         tokio::task::spawn_blocking(move || {
             // Held until the hash is done, even if the request went away.
             let _permit = permit;

@@ -61,9 +61,10 @@ impl FailureCounter {
         Ok(())
     }
 
-    /// Counts one attempt as failed, before knowing whether it is: a burst
-    /// of parallel guesses is stopped at the limit rather than after all
-    /// were tried. A success then calls [`FailureCounter::succeeded`].
+    /// Counts one failed attempt, refusing if the counter already refuses.
+    /// (Password logins count each attempt *before* checking it, so that a
+    /// parallel burst stops at the limit; they undo it on success with
+    /// [`FailureCounter::reservation_succeeded`].)
     pub fn count_failure(self, policy: &FailurePolicy, now: i64) -> Result<Counted, RetryAfter> {
         self.check(policy, now)?;
         let mut next = self;
@@ -105,8 +106,16 @@ impl FailureCounter {
             failures: 0,
             locked_until: 0,
             lockouts: 0,
-            window_failures: (self.window_failures - 1).max(0),
             ..self
+        }
+    }
+
+    /// A success of an attempt counted in advance: as [`Self::succeeded`],
+    /// and the attempt no longer counts toward the hourly budget.
+    pub fn reservation_succeeded(self) -> Self {
+        Self {
+            window_failures: (self.window_failures - 1).max(0),
+            ..self.succeeded()
         }
     }
 }

@@ -22,17 +22,21 @@ pub fn replace_all(
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
     delete_all(conn, user_id)?;
-    // One statement per row: batch inserts do not go through diesel's
-    // MultiConnection (SQLite's batch form differs).
-    for code_hash in code_hashes {
-        diesel::insert_into(recovery_codes::table)
-            .values(&NewRecoveryCode {
-                user_id,
-                code_hash,
-                created_at: now,
-            })
-            .execute(conn)?;
-    }
+    let rows: Vec<_> = code_hashes
+        .iter()
+        .map(|code_hash| NewRecoveryCode {
+            user_id,
+            code_hash,
+            created_at: now,
+        })
+        .collect();
+    let insert = || diesel::insert_into(recovery_codes::table).values(&rows);
+    // One multi-row INSERT; it does not go through diesel's MultiConnection
+    // (SQLite's batch form differs), so run it on the backend's connection.
+    match conn {
+        DbConnection::Postgres(pg) => insert().execute(pg)?,
+        DbConnection::Sqlite(sqlite) => insert().execute(sqlite)?,
+    };
     Ok(())
 }
 

@@ -20,7 +20,11 @@ fn otpgate(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
+        format!(
+            "{} ({})",
+            String::from_utf8_lossy(&output.stderr),
+            output.status
+        ),
     )
 }
 

@@ -40,7 +40,7 @@ impl Authenticator {
         let (codes, code_hashes) = self.new_recovery_codes();
         let user_id = session.claims.sub.clone();
         let event_client = client.clone();
-        self.with_fresh_code(session, &code, client, move |conn, at| {
+        self.with_fresh_code(session, code, client, move |conn, at| {
             recovery::replace_all(conn, &user_id, &code_hashes, at)?;
             event_client.record(conn, &user_id, SecurityEvent::RecoveryCodesRegenerated, at)?;
             Ok(())
@@ -76,7 +76,7 @@ impl Authenticator {
             return Err(AuthError::InvalidCredentials);
         }
         let event_client = client.clone();
-        self.with_fresh_code(session, &code, client, move |conn, at| {
+        self.with_fresh_code(session, code, client, move |conn, at| {
             erase_two_factor(conn, &user.id, at)?;
             event_client.record(conn, &user.id, SecurityEvent::TwoFactorDisabled, at)?;
             Ok(())

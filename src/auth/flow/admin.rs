@@ -147,6 +147,7 @@ impl Authenticator {
             }
             for user in batch {
                 let secret = self
+                    .inner
                     .open_secret(&user)?
                     .ok_or_else(|| AuthError::internal("listed user has no secret"))?;
                 let sealed = self.inner.secrets.seal(secret.as_bytes(), &user.id)?;

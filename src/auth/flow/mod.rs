@@ -5,6 +5,7 @@
 
 mod account;
 mod admin;
+mod attempt;
 mod password_step;
 mod second_factor;
 mod sessions;
@@ -28,6 +29,8 @@ use crate::store::pending::{NewPending, PendingRow};
 use crate::store::sessions::{NewRefresh, NewSession};
 use crate::store::users::UserRow;
 use crate::store::{DbConnection, Store, StoreError, pending, sessions as session_store, users};
+
+use attempt::{Attempt, Verdict};
 
 pub use account::AuditEntry;
 pub use admin::{AccountSummary, Pruned};
@@ -188,21 +191,11 @@ impl Authenticator {
         claims: &PendingClaims,
         now: DateTime<Utc>,
     ) -> Result<(PendingRow, UserRow), AuthError> {
-        let (jti, sub) = (claims.jti.clone(), claims.sub.clone());
-        let (row, user) = self
-            .inner
+        let claims = claims.clone();
+        self.inner
             .store
-            .read(move |conn| pending::find_with_user(conn, &jti, &sub))
-            .await?
-            .ok_or(AuthError::InvalidToken)?;
-        let usable = row.consumed_at.is_none()
-            && row.failed_attempts < MAX_CODE_ATTEMPTS
-            && row.expires_at > now.naive_utc();
-        if usable {
-            Ok((row, user))
-        } else {
-            Err(AuthError::InvalidToken)
-        }
+            .read(move |conn| live_pending_in(conn, &claims, now))
+            .await
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<UserRow, AuthError> {
@@ -214,23 +207,13 @@ impl Authenticator {
             .ok_or(AuthError::InvalidToken)
     }
 
-    fn open_secret(&self, user: &UserRow) -> Result<Option<TotpSecret>, AuthError> {
-        let (Some(sealed), Some(key_id)) = (&user.totp_secret, &user.totp_key_id) else {
-            return Ok(None);
-        };
-        let bytes = self.inner.secrets.open(key_id, sealed, &user.id)?;
-        TotpSecret::from_bytes(&bytes)
-            .map(Some)
-            .ok_or_else(|| AuthError::internal("stored TOTP secret has the wrong length"))
-    }
-
     /// Checks a code for an action taken with an access token (disable,
     /// new recovery codes): the code must be current and unused; `action`
     /// then runs in the same transaction that records the code as used.
     async fn with_fresh_code<T, F>(
         &self,
         session: &Session,
-        code: &TotpCode,
+        code: TotpCode,
         client: ClientInfo,
         action: F,
     ) -> Result<T, AuthError>
@@ -241,63 +224,38 @@ impl Authenticator {
         T: Send + 'static,
     {
         let now = self.now();
-        let user = self.user_by_id(&session.claims.sub).await?;
-        let secret = self
-            .open_secret(&user)?
-            .ok_or(AuthError::TwoFactorSetupRequired)?;
-        let throttle_key = self.reserve_second_factor(&user.id, now, &client).await?;
-        let step = secret.matching_step(code, now.timestamp(), user.totp_last_step);
-        let user_id = user.id.clone();
-        let failure_client = client.clone();
-        let outcome = match step {
-            None => Err(AuthError::InvalidOtp),
-            Some(step) => {
-                self.inner
-                    .store
-                    .transaction(move |conn| {
-                        if !users::advance_totp_step(conn, &user_id, step)? {
-                            return Err(AuthError::InvalidOtp);
-                        }
-                        throttling::release(conn, &throttle_key)?;
-                        action(conn, now.naive_utc())
-                    })
-                    .await
-            }
-        };
-        if matches!(outcome, Err(AuthError::InvalidOtp)) {
-            let user_id = user.id.clone();
-            self.inner
-                .store
-                .transaction(move |conn| {
-                    failure_client.record(conn, &user_id, SecurityEvent::OtpFailed, now.naive_utc())
-                })
-                .await?;
-        }
-        outcome
-    }
-
-    /// Counts a second-factor attempt against the account before it is
-    /// checked; refuses while the account's second factor is locked.
-    /// Returns the counter's key, for [`throttling::release`] on success.
-    async fn reserve_second_factor(
-        &self,
-        user_id: &str,
-        now: DateTime<Utc>,
-        client: &ClientInfo,
-    ) -> Result<String, AuthError> {
-        let key = throttling::key("second-factor", &[user_id]);
-        let policy = self.inner.settings.limits.second_factor;
-        let (reserved_key, user_id, client) = (key.clone(), user_id.to_owned(), client.clone());
-        self.inner
+        let inner = Arc::clone(&self.inner);
+        let user_id = session.claims.sub.clone();
+        let verdict = self
+            .inner
             .store
             .transaction(move |conn| {
-                if throttling::reserve(conn, &reserved_key, &policy, now.timestamp())? {
-                    client.record(conn, &user_id, SecurityEvent::LockedOut, now.naive_utc())?;
-                }
-                Ok::<_, AuthError>(())
+                let user = users::find_by_id(conn, &user_id)?.ok_or(AuthError::InvalidToken)?;
+                let secret = inner
+                    .open_secret(&user)?
+                    .ok_or(AuthError::TwoFactorSetupRequired)?;
+                let attempt = Attempt {
+                    user_id: &user.id,
+                    client: &client,
+                    policy: inner.settings.limits.second_factor,
+                    now,
+                    pending_jti: None,
+                };
+                attempt.run(conn, |conn| {
+                    let step = secret.matching_step(&code, now.timestamp(), user.totp_last_step);
+                    match step {
+                        Some(step) if users::advance_totp_step(conn, &user.id, step)? => {
+                            action(conn, now.naive_utc()).map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                })
             })
             .await?;
-        Ok(key)
+        match verdict {
+            Verdict::Accepted(value) => Ok(value),
+            Verdict::Rejected => Err(AuthError::InvalidOtp),
+        }
     }
 
     fn pending_grant(
@@ -381,6 +339,36 @@ impl Authenticator {
                 (code.display(), self.inner.recovery.hash(&code))
             })
             .unzip()
+    }
+}
+
+impl Inner {
+    fn open_secret(&self, user: &UserRow) -> Result<Option<TotpSecret>, AuthError> {
+        let (Some(sealed), Some(key_id)) = (&user.totp_secret, &user.totp_key_id) else {
+            return Ok(None);
+        };
+        let bytes = self.secrets.open(key_id, sealed, &user.id)?;
+        TotpSecret::from_bytes(&bytes)
+            .map(Some)
+            .ok_or_else(|| AuthError::internal("stored TOTP secret has the wrong length"))
+    }
+}
+
+/// The pending token's row and user, if the token is still usable.
+fn live_pending_in(
+    conn: &mut DbConnection,
+    claims: &PendingClaims,
+    now: DateTime<Utc>,
+) -> Result<(PendingRow, UserRow), AuthError> {
+    let (row, user) =
+        pending::find_with_user(conn, &claims.jti, &claims.sub)?.ok_or(AuthError::InvalidToken)?;
+    let usable = row.consumed_at.is_none()
+        && row.failed_attempts < MAX_CODE_ATTEMPTS
+        && row.expires_at > now.naive_utc();
+    if usable {
+        Ok((row, user))
+    } else {
+        Err(AuthError::InvalidToken)
     }
 }
 

@@ -83,19 +83,28 @@ impl Authenticator {
     ) -> Result<PendingGrant, AuthError> {
         let key = username::lookup_key(username);
         let limits = self.inner.settings.limits;
-        let ip_limit = self.ip_limit(&client);
         let ip = client.ip.clone().unwrap_or_default();
         let per_client = throttling::key("login-client", &[&key, &ip]);
         let per_username = throttling::key("login-username", &[&key]);
         let now = self.now();
+        if let Some((ip_key, policy)) = self.ip_limit(&client) {
+            self.inner
+                .store
+                .transaction(move |conn| {
+                    throttling::take_token(conn, &ip_key, &policy, now.timestamp() as f64)
+                })
+                .await?;
+        }
+        // Attempts are counted before bcrypt says whether they failed, so a
+        // parallel burst stops at the limit; taking the hashing turn first
+        // keeps in flight (and so counted ahead) no more than the pool's
+        // threads, so an honest client's parallel logins never lock it out.
+        let turn = self.inner.hasher.turn().await?;
         let (counters, event_client) = ((per_client.clone(), per_username.clone()), client.clone());
         let user = self
             .inner
             .store
             .transaction(move |conn| {
-                if let Some((ip_key, policy)) = ip_limit {
-                    throttling::take_token(conn, &ip_key, &policy, now.timestamp() as f64)?;
-                }
                 let at = now.timestamp();
                 let locked = throttling::reserve(conn, &counters.0, &limits.login_per_client, at)?
                     | throttling::reserve(conn, &counters.1, &limits.login_per_username, at)?;
@@ -112,7 +121,7 @@ impl Authenticator {
             })
             .await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let password_ok = self.inner.hasher.verify(password, stored_hash).await?;
+        let password_ok = turn.verify(password, stored_hash).await?;
         let Some(user) = user else {
             return Err(AuthError::InvalidCredentials);
         };

@@ -1,6 +1,9 @@
 //! The second factor: TOTP enrolment, codes, and recovery codes.
 
-use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant, throttling};
+use std::sync::Arc;
+
+use super::attempt::{Attempt, Verdict};
+use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant, live_pending_in};
 use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::qr;
@@ -17,7 +20,7 @@ impl Authenticator {
         if user.two_factor_enabled {
             return Err(AuthError::TwoFactorAlreadyEnabled);
         }
-        let secret = match self.open_secret(&user)? {
+        let secret = match self.inner.open_secret(&user)? {
             Some(secret) => secret,
             None => self.create_secret(&user.id).await?,
         };
@@ -45,58 +48,54 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<TokenGrant, AuthError> {
         let now = self.now();
-        let (_, user) = self.live_pending(pending, now).await?;
-        let secret = self
-            .open_secret(&user)?
-            .ok_or(AuthError::TwoFactorSetupRequired)?;
-        let throttle_key = self.reserve_second_factor(&user.id, now, &client).await?;
-        let Some(step) = secret.matching_step(&code, now.timestamp(), user.totp_last_step) else {
-            return self
-                .reject_second_factor(pending, client, AuthError::InvalidOtp)
-                .await;
-        };
-        let opening = self.open_session(&user.id, &["pwd", "otp"], now);
+        let inner = Arc::clone(&self.inner);
+        let claims = pending.clone();
+        let opening = self.open_session(&pending.sub, &["pwd", "otp"], now);
         let (codes, code_hashes) = self.new_recovery_codes();
-        let jti = pending.jti.clone();
-        let event_client = client.clone();
-        let outcome = self
+        let (verdict, opening) = self
             .inner
             .store
             .transaction(move |conn| {
+                let (_, user) = live_pending_in(conn, &claims, now)?;
+                let secret = inner
+                    .open_secret(&user)?
+                    .ok_or(AuthError::TwoFactorSetupRequired)?;
+                let attempt = Attempt {
+                    user_id: &user.id,
+                    client: &client,
+                    policy: inner.settings.limits.second_factor,
+                    now,
+                    pending_jti: Some(&claims.jti),
+                };
                 let at = now.naive_utc();
-                if !pending::consume(conn, &jti, MAX_CODE_ATTEMPTS, at)? {
-                    return Err(AuthError::InvalidToken);
-                }
-                // The replay check: the step must be newer than any accepted.
-                if !users::advance_totp_step(conn, &opening.user_id, step)? {
-                    return Err(AuthError::InvalidOtp);
-                }
-                throttling::release(conn, &throttle_key)?;
-                let first_enable = users::enable_two_factor(conn, &opening.user_id)?;
-                if first_enable {
-                    recovery::replace_all(conn, &opening.user_id, &code_hashes, at)?;
-                    event_client.record(
-                        conn,
-                        &opening.user_id,
-                        SecurityEvent::TwoFactorEnabled,
-                        at,
-                    )?;
-                }
-                opening.insert(conn, &event_client)?;
-                Ok((opening, first_enable))
+                let verdict = attempt.run(conn, |conn| {
+                    // The replay check: the step must be newer than any accepted.
+                    let step = secret.matching_step(&code, now.timestamp(), user.totp_last_step);
+                    match step {
+                        Some(step) if users::advance_totp_step(conn, &user.id, step)? => {}
+                        _ => return Ok(None),
+                    }
+                    if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
+                        return Err(AuthError::InvalidToken);
+                    }
+                    let first_enable = users::enable_two_factor(conn, &user.id)?;
+                    if first_enable {
+                        recovery::replace_all(conn, &user.id, &code_hashes, at)?;
+                        client.record(conn, &user.id, SecurityEvent::TwoFactorEnabled, at)?;
+                    }
+                    opening.insert(conn, &client)?;
+                    Ok(Some(first_enable))
+                })?;
+                Ok::<_, AuthError>((verdict, opening))
             })
-            .await;
-        match outcome {
-            Ok((opening, first_enable)) => {
+            .await?;
+        match verdict {
+            Verdict::Accepted(first_enable) => {
                 let mut grant = opening.into_grant(self)?;
                 grant.recovery_codes = first_enable.then_some(codes);
                 Ok(grant)
             }
-            Err(AuthError::InvalidOtp) => {
-                self.reject_second_factor(pending, client, AuthError::InvalidOtp)
-                    .await
-            }
-            Err(other) => Err(other),
+            Verdict::Rejected => Err(AuthError::InvalidOtp),
         }
     }
 
@@ -109,65 +108,43 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<TokenGrant, AuthError> {
         let now = self.now();
-        let (_, user) = self.live_pending(pending, now).await?;
-        let throttle_key = self.reserve_second_factor(&user.id, now, &client).await?;
-        if !user.two_factor_enabled {
-            return self
-                .reject_second_factor(pending, client, AuthError::InvalidRecoveryCode)
-                .await;
-        }
+        let inner = Arc::clone(&self.inner);
+        let claims = pending.clone();
         let code_hashes = self.inner.recovery.candidates(&code);
-        let opening = self.open_session(&user.id, &["pwd", "recovery_code"], now);
-        let jti = pending.jti.clone();
-        let event_client = client.clone();
-        let outcome = self
+        let opening = self.open_session(&pending.sub, &["pwd", "recovery_code"], now);
+        let (verdict, opening) = self
             .inner
             .store
             .transaction(move |conn| {
+                let (_, user) = live_pending_in(conn, &claims, now)?;
+                let attempt = Attempt {
+                    user_id: &user.id,
+                    client: &client,
+                    policy: inner.settings.limits.second_factor,
+                    now,
+                    pending_jti: Some(&claims.jti),
+                };
                 let at = now.naive_utc();
-                if !recovery::spend(conn, &opening.user_id, &code_hashes, at)? {
-                    return Err(AuthError::InvalidRecoveryCode);
-                }
-                if !pending::consume(conn, &jti, MAX_CODE_ATTEMPTS, at)? {
-                    return Err(AuthError::InvalidToken);
-                }
-                throttling::release(conn, &throttle_key)?;
-                event_client.record(conn, &opening.user_id, SecurityEvent::RecoveryCodeUsed, at)?;
-                opening.insert(conn, &event_client)?;
-                Ok(opening)
-            })
-            .await;
-        match outcome {
-            Ok(opening) => opening.into_grant(self),
-            Err(AuthError::InvalidRecoveryCode) => {
-                self.reject_second_factor(pending, client, AuthError::InvalidRecoveryCode)
-                    .await
-            }
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Counts a wrong (or replayed) code against the pending token, then
-    /// fails with `error`.
-    async fn reject_second_factor<T>(
-        &self,
-        pending: &PendingClaims,
-        client: ClientInfo,
-        error: AuthError,
-    ) -> Result<T, AuthError> {
-        let now = self.now().naive_utc();
-        let (jti, user_id) = (pending.jti.clone(), pending.sub.clone());
-        self.inner
-            .store
-            .transaction(move |conn| {
-                if pending::record_failure(conn, &jti, MAX_CODE_ATTEMPTS)?.is_none() {
-                    return Err(AuthError::InvalidToken);
-                }
-                client.record(conn, &user_id, SecurityEvent::OtpFailed, now)?;
-                Ok(())
+                let verdict = attempt.run(conn, |conn| {
+                    let spent = user.two_factor_enabled
+                        && recovery::spend(conn, &user.id, &code_hashes, at)?;
+                    if !spent {
+                        return Ok(None);
+                    }
+                    if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
+                        return Err(AuthError::InvalidToken);
+                    }
+                    client.record(conn, &user.id, SecurityEvent::RecoveryCodeUsed, at)?;
+                    opening.insert(conn, &client)?;
+                    Ok(Some(()))
+                })?;
+                Ok::<_, AuthError>((verdict, opening))
             })
             .await?;
-        Err(error)
+        match verdict {
+            Verdict::Accepted(()) => opening.into_grant(self),
+            Verdict::Rejected => Err(AuthError::InvalidRecoveryCode),
+        }
     }
 
     /// Generates and stores a secret; if a concurrent setup stored one
@@ -192,6 +169,7 @@ impl Authenticator {
             None => Ok(secret),
             Some(user) if user.two_factor_enabled => Err(AuthError::TwoFactorAlreadyEnabled),
             Some(user) => self
+                .inner
                 .open_secret(&user)?
                 .ok_or_else(|| AuthError::internal("TOTP secret vanished during setup")),
         }

@@ -60,10 +60,28 @@ impl From<FailureCounter> for CounterRow {
     }
 }
 
-fn too_many(retry: RetryAfter) -> AuthError {
+pub(super) fn too_many(retry: RetryAfter) -> AuthError {
     AuthError::TooManyAttempts {
         retry_after_secs: retry.0,
     }
+}
+
+/// The counter for `key`, locked until the transaction ends.
+pub(super) fn lock(conn: &mut DbConnection, key: &str) -> Result<FailureCounter, StoreError> {
+    Ok(throttles::lock_counter(conn, key)?.into())
+}
+
+/// Stores `counter` if it differs from `before`.
+pub(super) fn save(
+    conn: &mut DbConnection,
+    key: &str,
+    before: FailureCounter,
+    counter: FailureCounter,
+) -> Result<(), StoreError> {
+    if counter == before {
+        return Ok(());
+    }
+    throttles::save_counter(conn, key, &counter.into())
 }
 
 /// Counts an attempt as failed ahead of checking it (see
@@ -74,16 +92,16 @@ pub(super) fn reserve(
     policy: &FailurePolicy,
     now: i64,
 ) -> Result<bool, AuthError> {
-    let counter = FailureCounter::from(throttles::lock_counter(conn, key)?);
+    let counter = lock(conn, key)?;
     let counted = counter.count_failure(policy, now).map_err(too_many)?;
-    throttles::save_counter(conn, key, &counted.counter.into())?;
+    save(conn, key, counter, counted.counter)?;
     Ok(counted.locked)
 }
 
 /// The reserved attempt succeeded: the streak and any lockout end.
 pub(super) fn release(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
-    let counter = FailureCounter::from(throttles::lock_counter(conn, key)?);
-    throttles::save_counter(conn, key, &counter.succeeded().into())
+    let counter = lock(conn, key)?;
+    save(conn, key, counter, counter.reservation_succeeded())
 }
 
 /// Takes a token from the bucket, or refuses.

@@ -1,0 +1,65 @@
+//! One second-factor attempt (TOTP or recovery code), decided and recorded
+//! in a single transaction that holds the account's failure counter: the
+//! lockout check, the code check and the bookkeeping cannot interleave with
+//! another attempt on the same account, on any instance.
+
+use chrono::{DateTime, Utc};
+
+use super::{MAX_CODE_ATTEMPTS, throttling};
+use crate::auth::audit::{ClientInfo, SecurityEvent};
+use crate::auth::error::AuthError;
+use crate::auth::throttle::FailurePolicy;
+use crate::store::{DbConnection, pending};
+
+pub(super) struct Attempt<'a> {
+    pub user_id: &'a str,
+    pub client: &'a ClientInfo,
+    pub policy: FailurePolicy,
+    pub now: DateTime<Utc>,
+    /// The pending token used, which dies after five failures of its own.
+    pub pending_jti: Option<&'a str>,
+}
+
+/// How an attempt ended (a failure is committed, not rolled back).
+pub(super) enum Verdict<T> {
+    Accepted(T),
+    Rejected,
+}
+
+impl Attempt<'_> {
+    /// Refuses while the account's second factor is locked; otherwise runs
+    /// `check`, which writes the success and returns `Some`, or returns
+    /// `None` having written nothing; a failure is then counted against the
+    /// account and the pending token and logged.
+    pub fn run<T>(
+        &self,
+        conn: &mut DbConnection,
+        check: impl FnOnce(&mut DbConnection) -> Result<Option<T>, AuthError>,
+    ) -> Result<Verdict<T>, AuthError> {
+        let key = throttling::key("second-factor", &[self.user_id]);
+        let counter = throttling::lock(conn, &key)?;
+        let now = self.now.timestamp();
+        counter
+            .check(&self.policy, now)
+            .map_err(throttling::too_many)?;
+        if let Some(value) = check(conn)? {
+            throttling::save(conn, &key, counter, counter.succeeded())?;
+            return Ok(Verdict::Accepted(value));
+        }
+        let at = self.now.naive_utc();
+        if let Some(jti) = self.pending_jti {
+            pending::record_failure(conn, jti, MAX_CODE_ATTEMPTS)?;
+        }
+        let counted = counter
+            .count_failure(&self.policy, now)
+            .map_err(throttling::too_many)?;
+        throttling::save(conn, &key, counter, counted.counter)?;
+        self.client
+            .record(conn, self.user_id, SecurityEvent::OtpFailed, at)?;
+        if counted.locked {
+            self.client
+                .record(conn, self.user_id, SecurityEvent::LockedOut, at)?;
+        }
+        Ok(Verdict::Rejected)
+    }
+}
