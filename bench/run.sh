@@ -242,9 +242,11 @@ ensure_tools
 # Run a private copy: a rebuild during the run must not swap the binary.
 cp "$BIN" "$WORK/otpgate"
 SRC_BIN=$BIN
+# The checkout's HEAD need not be what the binary was built from.
+BIN_BUILT=$(date -u -r "$BIN" +%FT%TZ)
 BIN=$WORK/otpgate
 started=$(date +%s)
-say "otpgate bench $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r); binary $SRC_BIN"
+say "otpgate bench $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r); binary $SRC_BIN (built $BIN_BUILT)"
 cpu_busy() { # % of all cores busy over one second, from /proc/stat
     local a b
     a=$(awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat)
@@ -373,7 +375,7 @@ peak=$(printf '%s\n' "${R[rss_fast]:-0}" "${R[rss_cost10]:-0}" "${R[rss_cost12]:
 SUMMARY=$WORK/summary.txt
 {
     echo "otpgate bench summary — $(date -u +%FT%TZ), $(nproc) cores, SQLite, loopback, wrk -t$THREADS"
-    echo "git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)'), run took $(($(date +%s) - started)) s"
+    echo "binary built $BIN_BUILT; checkout at git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (dirty tree)'); run took $(($(date +%s) - started)) s"
     echo
     printf '%-4s %-52s %14s %14s  %s\n' "#" "figure" "measured" "target" "verdict"
     printf '%-4s %-52s %14s %14s  %s\n' "1" "/healthz requests/s (c$CONNS)" "$(fmt "${R[healthz.rps]:-}")" "-" "-"
