@@ -75,7 +75,11 @@ impl Password {
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
-    permits: Arc<Semaphore>,
+    /// Turns: one more than the threads, so that while a turn holder does
+    /// its database work before hashing, the threads stay busy.
+    turns: Arc<Semaphore>,
+    /// The hashing threads themselves.
+    threads: Arc<Semaphore>,
     /// Verified against when the user does not exist, so an unknown name
     /// costs exactly what a wrong password does.
     dummy_hash: Arc<str>,
@@ -95,7 +99,8 @@ impl PasswordHasher {
         let dummy_hash = bcrypt::hash(dummy.prehashed(), cost).map_err(AuthError::internal)?;
         Ok(Self {
             cost,
-            permits: Arc::new(Semaphore::new(threads.max(1))),
+            turns: Arc::new(Semaphore::new(threads.max(1) + 1)),
+            threads: Arc::new(Semaphore::new(threads.max(1))),
             dummy_hash: dummy_hash.into(),
         })
     }
@@ -119,15 +124,16 @@ impl PasswordHasher {
         self.turn().await?.verify(password, stored).await
     }
 
-    /// Waits for a free hashing thread and keeps it: what the caller does
-    /// before [`HashTurn::verify`] happens at most `threads` times at once.
+    /// Waits for a turn and keeps it: what the caller does before
+    /// [`HashTurn::verify`] happens at most `threads + 1` times at once.
     pub async fn turn(&self) -> Result<HashTurn, AuthError> {
-        let permit = Arc::clone(&self.permits)
+        let turn = Arc::clone(&self.turns)
             .acquire_owned()
             .await
             .map_err(AuthError::internal)?;
         Ok(HashTurn {
-            permit,
+            turn,
+            threads: Arc::clone(&self.threads),
             dummy_hash: Arc::clone(&self.dummy_hash),
         })
     }
@@ -135,7 +141,8 @@ impl PasswordHasher {
 
 /// A reserved hashing thread.
 pub struct HashTurn {
-    permit: OwnedSemaphorePermit,
+    turn: OwnedSemaphorePermit,
+    threads: Arc<Semaphore>,
     dummy_hash: Arc<str>,
 }
 
@@ -159,10 +166,15 @@ impl HashTurn {
         self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
-        let permit = self.permit;
+        let thread = self
+            .threads
+            .acquire_owned()
+            .await
+            .map_err(AuthError::internal)?;
+        let turn = self.turn;
         tokio::task::spawn_blocking(move || {
             // Held until the hash is done, even if the request went away.
-            let _permit = permit;
+            let _held = (turn, thread);
             work()
         })
         .await

@@ -1,6 +1,10 @@
 //! Persistence: diesel over one pool that speaks SQLite or PostgreSQL, picked
 //! from the database URL. Everything here is synchronous and runs on tokio's
 //! blocking threads through [`Store::read`] and [`Store::transaction`].
+//!
+//! Lookups by a unique key use `get_result`, not `first`: `first` binds
+//! `LIMIT ?`, and SQLite re-plans a statement whose LIMIT is a parameter on
+//! every execution, which cost more than the query itself.
 
 pub mod events;
 pub mod pending;

@@ -43,7 +43,7 @@ pub fn find_with_user(
         .filter(pending_tokens::jti.eq(jti))
         .filter(pending_tokens::user_id.eq(user_id))
         .select((PendingRow::as_select(), UserRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -69,7 +69,7 @@ pub fn record_failure(
         pending_tokens::table
             .find(jti)
             .select(pending_tokens::failed_attempts)
-            .first(conn)?,
+            .get_result(conn)?,
     ))
 }
 

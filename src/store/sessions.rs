@@ -39,7 +39,7 @@ pub fn live_user(
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -106,7 +106,7 @@ pub fn find_refresh(
         .inner_join(sessions::table)
         .filter(refresh_tokens::token_hash.eq(token_hash))
         .select((RefreshRow::as_select(), SessionRow::as_select()))
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -30,11 +30,11 @@ pub fn lock_counter(conn: &mut DbConnection, key: &str) -> Result<CounterRow, St
             query()
                 .select(CounterRow::as_select())
                 .for_update()
-                .first(pg)?
+                .get_result(pg)?
         }
         DbConnection::Sqlite(sqlite) => {
             insert.on_conflict_do_nothing().execute(sqlite)?;
-            query().select(CounterRow::as_select()).first(sqlite)?
+            query().select(CounterRow::as_select()).get_result(sqlite)?
         }
     })
 }
@@ -68,11 +68,11 @@ pub fn lock_bucket(
     Ok(match conn {
         DbConnection::Postgres(pg) => {
             insert.on_conflict_do_nothing().execute(pg)?;
-            query.for_update().first(pg)?
+            query.for_update().get_result(pg)?
         }
         DbConnection::Sqlite(sqlite) => {
             insert.on_conflict_do_nothing().execute(sqlite)?;
-            query.first(sqlite)?
+            query.get_result(sqlite)?
         }
     })
 }

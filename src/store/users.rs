@@ -44,7 +44,7 @@ pub fn find_by_key(
     Ok(users::table
         .filter(users::username_key.eq(username_key))
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -113,7 +113,7 @@ pub fn find_by_id(conn: &mut DbConnection, user_id: &str) -> Result<Option<UserR
     Ok(users::table
         .find(user_id)
         .select(UserRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -97,8 +97,8 @@ impl Authenticator {
         }
         // Attempts are counted before bcrypt says whether they failed, so a
         // parallel burst stops at the limit; taking the hashing turn first
-        // keeps in flight (and so counted ahead) no more than the pool's
-        // threads, so an honest client's parallel logins never lock it out.
+        // keeps in flight (and so counted ahead) at most the pool's threads
+        // plus one, so an honest client's parallel logins do not lock it out.
         let turn = self.inner.hasher.turn().await?;
         let (counters, event_client) = ((per_client.clone(), per_username.clone()), client.clone());
         let user = self
