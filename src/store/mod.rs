@@ -15,7 +15,7 @@ pub mod throttles;
 pub mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -137,7 +137,7 @@ impl ManageConnection for ConnectionFactory {
                 // is set once in `Store::open`.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; \
-                     PRAGMA synchronous = NORMAL;",
+                     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 20000;",
                 )
                 .map_err(r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -193,9 +193,13 @@ impl Store {
             .test_on_check_out(false)
             .build(factory)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let sqlite_writer = (!url.is_postgres()).then(|| Arc::new(Mutex::new(())));
+        if let Some(writer) = &sqlite_writer {
+            spawn_checkpointer(pool.clone(), Arc::downgrade(writer));
+        }
         Ok(Self {
             pool,
-            sqlite_writer: (!url.is_postgres()).then(|| Arc::new(Mutex::new(()))),
+            sqlite_writer,
         })
     }
 
@@ -249,6 +253,28 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.ping().map_err(StoreError::from))
             .await
+    }
+}
+
+/// Copies SQLite's write-ahead log into the database twice a second on a
+/// thread of its own, so that no request's commit pays for a checkpoint (and
+/// its fsync). Stops once the `Store` is gone. Connections also checkpoint
+/// by themselves past 20,000 pages, should this thread fall behind.
+fn spawn_checkpointer(pool: r2d2::Pool<ConnectionFactory>, store_alive: Weak<Mutex<()>>) {
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while store_alive.strong_count() > 0 {
+                std::thread::sleep(Duration::from_millis(500));
+                if let Ok(mut conn) = pool.get()
+                    && let Err(error) = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
+                {
+                    tracing::warn!(%error, "SQLite checkpoint failed");
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "no SQLite checkpoint thread: commits will checkpoint");
     }
 }
 
