@@ -188,7 +188,10 @@ impl Store {
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // Connections are opened on demand, never in the background:
+            // a background connect racing process exit crashed inside
+            // OpenSSL's exit-time cleanup (libpq's TLS handshake).
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(3))
             .test_on_check_out(false)
             .build(factory)
