@@ -234,13 +234,7 @@ impl Authenticator {
                 let secret = inner
                     .open_secret(&user)?
                     .ok_or(AuthError::TwoFactorSetupRequired)?;
-                let attempt = Attempt {
-                    user_id: &user.id,
-                    client: &client,
-                    policy: inner.settings.limits.second_factor,
-                    now,
-                    pending_jti: None,
-                };
+                let attempt = inner.attempt(&user.id, &client, now, None);
                 attempt.run(conn, |conn| {
                     let step = secret.matching_step(&code, now.timestamp(), user.totp_last_step);
                     match step {
@@ -343,6 +337,23 @@ impl Authenticator {
 }
 
 impl Inner {
+    /// A second-factor attempt by `user_id` under the configured limits.
+    fn attempt<'a>(
+        &self,
+        user_id: &'a str,
+        client: &'a ClientInfo,
+        now: DateTime<Utc>,
+        pending_jti: Option<&'a str>,
+    ) -> Attempt<'a> {
+        Attempt {
+            user_id,
+            client,
+            policy: self.settings.limits.second_factor,
+            now,
+            pending_jti,
+        }
+    }
+
     fn open_secret(&self, user: &UserRow) -> Result<Option<TotpSecret>, AuthError> {
         let (Some(sealed), Some(key_id)) = (&user.totp_secret, &user.totp_key_id) else {
             return Ok(None);

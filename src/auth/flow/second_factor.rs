@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::attempt::{Attempt, Verdict};
+use super::attempt::Verdict;
 use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant, live_pending_in};
 use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
@@ -60,13 +60,7 @@ impl Authenticator {
                 let secret = inner
                     .open_secret(&user)?
                     .ok_or(AuthError::TwoFactorSetupRequired)?;
-                let attempt = Attempt {
-                    user_id: &user.id,
-                    client: &client,
-                    policy: inner.settings.limits.second_factor,
-                    now,
-                    pending_jti: Some(&claims.jti),
-                };
+                let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
                 let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
                     // The replay check: the step must be newer than any accepted.
@@ -117,13 +111,7 @@ impl Authenticator {
             .store
             .transaction(move |conn| {
                 let (_, user) = live_pending_in(conn, &claims, now)?;
-                let attempt = Attempt {
-                    user_id: &user.id,
-                    client: &client,
-                    policy: inner.settings.limits.second_factor,
-                    now,
-                    pending_jti: Some(&claims.jti),
-                };
+                let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
                 let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
                     let spent = user.two_factor_enabled
