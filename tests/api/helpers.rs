@@ -154,8 +154,6 @@ impl TestApp {
             ("OTPGATE_WORKERS", "2"),
             ("OTPGATE_DB_POOL_SIZE", "8"),
             ("OTPGATE_JWT_SECRET", JWT_SECRET),
-            // Every test client is 127.0.0.1: the per-IP limit has its own tests.
-            ("OTPGATE_IP_RATE_PER_MIN", "0"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

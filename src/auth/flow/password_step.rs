@@ -153,10 +153,17 @@ impl Authenticator {
     }
 
     /// The client's request bucket, when there is a per-IP limit and an IP.
+    /// Loopback clients are not limited: behind a reverse proxy on the
+    /// same host that is not listed in `OTPGATE_TRUSTED_PROXIES`, every user
+    /// would otherwise share one bucket, and the address names no client.
+    /// (Per-account and per-username limits still apply to them.)
     fn ip_limit(&self, client: &ClientInfo) -> Option<(String, BucketPolicy)> {
         let policy = self.inner.settings.limits.per_ip?;
         let ip = client.ip.as_deref()?;
-        Some((throttling::key("ip", &[ip]), policy))
+        let loopback = ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|addr| addr.to_canonical().is_loopback());
+        (!loopback).then(|| (throttling::key("ip", &[ip]), policy))
     }
 
     /// Checks a pending token's signature, kind and lifetime (not yet
