@@ -825,3 +825,44 @@ on_both_backends!(
     tokens_in_the_query_string_are_ignored,
     logout_revokes_the_session,
 );
+
+/// Short configured lifetimes, as a deployment may set them: tokens die on
+/// the server's clock, within the 5 s leeway.
+async fn configured_lifetimes_are_enforced(backend: crate::helpers::Backend) {
+    let extra = [
+        ("OTPGATE_ACCESS_TTL_SECS", "1"),
+        ("OTPGATE_PENDING_TTL_SECS", "1"),
+    ];
+    let Some(app) = TestApp::spawn_with(backend, &extra).await else {
+        return;
+    };
+    let registered = app.register(&unique_name("ttl")).await;
+    assert_eq!(registered["expires_in"], 1);
+    let pending = registered["pending_token"].as_str().unwrap();
+    let secret = app.setup(pending).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = app.verify(pending, &app.code(&secret, 0)).await;
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(tokens["expires_in"], 1);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/me", Some(access)).await.status(), 200);
+    app.clock.advance(chrono::Duration::seconds(7));
+    assert_invalid_token(app.get("/api/v1/me", Some(access)).await, "expired access").await;
+    let late = app
+        .login(registered["user"]["username"].as_str().unwrap())
+        .await;
+    app.clock.advance(chrono::Duration::seconds(7));
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/2fa/setup",
+            late["pending_token"].as_str(),
+            None,
+        )
+        .await;
+    assert_invalid_token(response, "expired pending").await;
+}
+
+on_both_backends_with_own_settings!(configured_lifetimes_are_enforced);
