@@ -166,17 +166,12 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
             let private_pem = match &config.jwt_private_key_file {
                 Some(path) => read_key_file("OTPGATE_JWT_PRIVATE_KEY_FILE", path)?,
                 None => {
-                    let mut failure = None;
+                    // Generated up front (it is cheap) and written only if
+                    // no key file exists yet.
+                    let fresh = TokenKeys::generate_ed25519_pem()
+                        .map_err(|e| anyhow::anyhow!("cannot generate an Ed25519 key: {e}"))?;
                     let (pem, created) =
-                        load_or_create_file(&config.data_dir, "jwt-ed25519.pem", || {
-                            TokenKeys::generate_ed25519_pem().unwrap_or_else(|e| {
-                                failure = Some(e);
-                                String::new()
-                            })
-                        })?;
-                    if let Some(error) = failure {
-                        anyhow::bail!("cannot generate an Ed25519 key: {error}");
-                    }
+                        load_or_create_file(&config.data_dir, "jwt-ed25519.pem", || fresh)?;
                     if created {
                         tracing::warn!(
                             path = %config.data_dir.join("jwt-ed25519.pem").display(),
