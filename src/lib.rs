@@ -63,6 +63,7 @@ impl Application {
                 .wrap(from_fn(http::middleware::limit_body))
                 .wrap(cors(&cors_origins))
                 .wrap(from_fn(http::middleware::problem_fallback))
+                .wrap(from_fn(http::middleware::head_as_get))
                 .wrap(http::middleware::security_headers())
                 .wrap(from_fn(http::middleware::log_request))
                 .app_data(authenticator.clone())

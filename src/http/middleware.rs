@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{Error, ResponseError};
@@ -54,6 +55,19 @@ pub async fn log_request(
         }
         response
     })
+}
+
+/// Serves HEAD wherever GET is served (RFC 9110 9.3.2): the request is
+/// routed as GET, and actix's encoder, which remembers it was HEAD, sends
+/// the headers (`Content-Length` included) without the body.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }
 
 /// Refuses a declared body over the limit before anything reads it, on

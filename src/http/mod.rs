@@ -128,19 +128,17 @@ impl RouteTable {
                             ["get", "post", "put", "patch", "delete"].contains(&key.as_str())
                         })
                         .map(|key| key.to_uppercase())
+                        // HEAD is served wherever GET is (middleware::head_as_get).
+                        .flat_map(|method| match method.as_str() {
+                            "GET" => vec![method, "HEAD".to_owned()],
+                            _ => vec![method],
+                        })
                         .collect::<Vec<_>>()
                 })
                 .unwrap_or_default();
             table.insert(path.clone(), methods);
         }
         Self(table)
-    }
-
-    pub fn add(&mut self, path: &str, method: &str) {
-        self.0
-            .entry(path.to_owned())
-            .or_default()
-            .push(method.to_owned());
     }
 }
 

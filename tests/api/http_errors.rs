@@ -1038,3 +1038,30 @@ on_both_backends!(
     health_endpoints_answer,
     cors_without_configured_origins_grants_nothing,
 );
+
+/// HEAD is answered wherever GET is: same status and headers, no body.
+async fn head_is_served_like_get(app: TestApp) {
+    let get = app.get("/healthz", None).await;
+    let get_length = get.headers()["content-length"].clone();
+    let head = app.client.head(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], get_length);
+    assert_eq!(head.headers()["cache-control"], "no-store");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let head = app.client.head(app.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::UNAUTHORIZED);
+    assert!(head.headers().contains_key("www-authenticate"));
+    // HEAD where only POST is served: 405, and Allow says so.
+    let head = app
+        .client
+        .head(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(head.headers()["allow"], "POST");
+    let delete = app.client.delete(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(delete.headers()["allow"], "GET, HEAD");
+}
+
+on_both_backends!(head_is_served_like_get);
