@@ -47,14 +47,14 @@ pub fn find_with_user(
         .optional()?)
 }
 
-/// Counts one failed code against a live token, atomically; returns the new
-/// count, or None when the token was already spent or dead.
+/// Counts one failed code against a live token, atomically (a spent or
+/// dead token is left as it is).
 pub fn record_failure(
     conn: &mut DbConnection,
     jti: &str,
     max_attempts: i32,
-) -> Result<Option<i32>, StoreError> {
-    let updated = diesel::update(
+) -> Result<(), StoreError> {
+    diesel::update(
         pending_tokens::table
             .filter(pending_tokens::jti.eq(jti))
             .filter(pending_tokens::consumed_at.is_null())
@@ -62,15 +62,7 @@ pub fn record_failure(
     )
     .set(pending_tokens::failed_attempts.eq(pending_tokens::failed_attempts + 1))
     .execute(conn)?;
-    if updated == 0 {
-        return Ok(None);
-    }
-    Ok(Some(
-        pending_tokens::table
-            .find(jti)
-            .select(pending_tokens::failed_attempts)
-            .get_result(conn)?,
-    ))
+    Ok(())
 }
 
 /// Spends a live token; returns false when it was spent, dead or expired
