@@ -23,7 +23,7 @@ use auth::flow::{FlowSettings, Keys};
 use auth::password::PasswordHasher;
 use auth::recovery::RecoveryHasher;
 use auth::secret_box::SecretBox;
-use auth::tokens::TokenKeys;
+use auth::tokens::{KeyError, TokenKeys};
 use auth::{Authenticator, Clock, SystemClock};
 use config::{
     Config, ConfigError, JwtAlgorithm, load_or_create_file, load_or_create_key, read_key_file,
@@ -189,13 +189,13 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
                 .map(|path| read_key_file("OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE", path))
                 .transpose()?;
             TokenKeys::ed25519(&private_pem, previous.as_deref(), &config.issuer).map_err(|e| {
+                let variable = match e {
+                    KeyError::Private(_) => "OTPGATE_JWT_PRIVATE_KEY_FILE",
+                    KeyError::PreviousPublic(_) => "OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE",
+                };
                 ConfigError {
-                    variable: if config.jwt_private_key_file.is_some() {
-                        "OTPGATE_JWT_PRIVATE_KEY_FILE"
-                    } else {
-                        "OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE"
-                    },
-                    message: e,
+                    variable,
+                    message: e.to_string(),
                 }
                 .into()
             })

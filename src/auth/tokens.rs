@@ -58,6 +58,15 @@ pub enum TokenRejection {
     SecondFactorMissing,
 }
 
+/// Which configured Ed25519 key is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not an Ed25519 PKCS#8 private key: {0}")]
+    Private(String),
+    #[error("not an Ed25519 public key: {0}")]
+    PreviousPublic(String),
+}
+
 /// A key that verifies tokens, named by `kid` (None under HS256).
 struct Verifier {
     kid: Option<String>,
@@ -111,16 +120,15 @@ impl TokenKeys {
         private_pem: &str,
         previous_public_pem: Option<&str>,
         issuer: &str,
-    ) -> Result<Self, String> {
-        let signing = SigningKey::from_pkcs8_pem(private_pem)
-            .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
-        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes())
-            .map_err(|e| format!("not an Ed25519 PKCS#8 private key: {e}"))?;
+    ) -> Result<Self, KeyError> {
+        let private = |e: &dyn std::fmt::Display| KeyError::Private(e.to_string());
+        let signing = SigningKey::from_pkcs8_pem(private_pem).map_err(|e| private(&e))?;
+        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).map_err(|e| private(&e))?;
         let mut public_keys = vec![signing.verifying_key()];
         if let Some(pem) = previous_public_pem {
             public_keys.push(
                 VerifyingKey::from_public_key_pem(pem)
-                    .map_err(|e| format!("not an Ed25519 public key: {e}"))?,
+                    .map_err(|e| KeyError::PreviousPublic(e.to_string()))?,
             );
         }
         let mut verifiers = Vec::new();
@@ -130,7 +138,8 @@ impl TokenKeys {
             let kid = jwk_thumbprint(&x);
             verifiers.push(Verifier {
                 kid: Some(kid.clone()),
-                key: DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?,
+                // A valid key's components always decode.
+                key: DecodingKey::from_ed_components(&x).map_err(|e| private(&e))?,
             });
             jwks.push(serde_json::json!({
                 "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA"
