@@ -104,17 +104,13 @@ pub async fn build_authenticator(
 ) -> anyhow::Result<Authenticator> {
     let encryption_key = match config.encryption_key {
         Some(key) => key,
-        None => {
-            let (key, created) = load_or_create_key(&config.data_dir, "encryption-key")?;
-            if created {
-                tracing::warn!(
-                    path = %config.data_dir.join("encryption-key").display(),
-                    "OTPGATE_ENCRYPTION_KEY is not set: generated a random key for TOTP secrets \
-                     and saved it (mode 0600); back it up, it cannot be recovered"
-                );
-            }
-            key
-        }
+        None => announce_generated(
+            load_or_create_key(&config.data_dir, "encryption-key")?,
+            config,
+            "encryption-key",
+            "OTPGATE_ENCRYPTION_KEY is not set: generated a random key for TOTP secrets; back \
+             it up, it cannot be recovered",
+        ),
     };
     let url = config.database_url.clone();
     let pool_size = config.db_pool_size;
@@ -148,18 +144,14 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
         JwtAlgorithm::Hs256 => {
             let secret = match &config.jwt_secret {
                 Some(secret) => secret.clone(),
-                None => {
-                    let (key, created) = load_or_create_key(&config.data_dir, "jwt-secret")?;
-                    if created {
-                        tracing::warn!(
-                            path = %config.data_dir.join("jwt-secret").display(),
-                            "OTPGATE_JWT_SECRET is not set: generated a random JWT secret and \
-                             saved it (mode 0600); set OTPGATE_JWT_SECRET to share one across \
-                             instances"
-                        );
-                    }
-                    key.to_vec()
-                }
+                None => announce_generated(
+                    load_or_create_key(&config.data_dir, "jwt-secret")?,
+                    config,
+                    "jwt-secret",
+                    "OTPGATE_JWT_SECRET is not set: generated a random JWT secret; set \
+                     OTPGATE_JWT_SECRET to share one across instances",
+                )
+                .to_vec(),
             };
             Ok(TokenKeys::hs256(&secret, &config.issuer)?)
         }
@@ -171,16 +163,12 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
                     // no key file exists yet.
                     let fresh = TokenKeys::generate_ed25519_pem()
                         .map_err(|e| anyhow::anyhow!("cannot generate an Ed25519 key: {e}"))?;
-                    let (pem, created) =
-                        load_or_create_file(&config.data_dir, "jwt-ed25519.pem", || fresh)?;
-                    if created {
-                        tracing::warn!(
-                            path = %config.data_dir.join("jwt-ed25519.pem").display(),
-                            "OTPGATE_JWT_PRIVATE_KEY_FILE is not set: generated an Ed25519 \
-                             signing key and saved it (mode 0600)"
-                        );
-                    }
-                    pem
+                    announce_generated(
+                        load_or_create_file(&config.data_dir, "jwt-ed25519.pem", || fresh)?,
+                        config,
+                        "jwt-ed25519.pem",
+                        "OTPGATE_JWT_PRIVATE_KEY_FILE is not set: generated an Ed25519 signing key",
+                    )
                 }
             };
             let previous = config
@@ -201,6 +189,18 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
             })
         }
     }
+}
+
+/// Passes on a key loaded from the data dir, warning when it was generated
+/// just now (other instances cannot know it, and losing it matters).
+fn announce_generated<T>((key, created): (T, bool), config: &Config, file: &str, why: &str) -> T {
+    if created {
+        tracing::warn!(
+            path = %config.data_dir.join(file).display(),
+            "{why} (saved with mode 0600)"
+        );
+    }
+    key
 }
 
 /// Prunes old security events, spent pending tokens and ended sessions at
