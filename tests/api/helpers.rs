@@ -295,6 +295,40 @@ impl TestApp {
         self.clock.advance(chrono::Duration::seconds(30 * steps));
     }
 
+    /// Logs an enrolled user in with the current code; the 200 token
+    /// response. (The clock stays: the next sign-in needs a later step.)
+    pub async fn sign_in(&self, user: &EnrolledUser) -> Value {
+        let login = self.login(&user.username).await;
+        let pending = login["pending_token"].as_str().unwrap();
+        let response = self.verify(pending, &self.code(&user.secret, 0)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "sign in {}",
+            user.username
+        );
+        response.json().await.unwrap()
+    }
+
+    /// The security log seen with `tokens`' access token, newest first.
+    pub async fn events(&self, tokens: &Value) -> Vec<Value> {
+        let response = self
+            .get("/api/v1/me/events", tokens["access_token"].as_str())
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "events");
+        let body: Value = response.json().await.unwrap();
+        body["events"].as_array().expect("an events array").clone()
+    }
+
+    /// Just the `type` of each event, newest first.
+    pub async fn event_types(&self, tokens: &Value) -> Vec<String> {
+        self.events(tokens)
+            .await
+            .iter()
+            .map(|event| event["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Registers, enrols and verifies: a user with 2FA on and a session.
     pub async fn enrolled_user(&self, username: &str) -> EnrolledUser {
         let registered = self.register(username).await;

@@ -55,14 +55,7 @@ async fn first_verification_returns_ten_recovery_codes_once(app: TestApp) {
     assert!(user.tokens["refresh_token"].as_str().unwrap().len() >= 43);
     assert_eq!(user.tokens["refresh_expires_in"], 2_592_000);
     // A later verification carries no codes.
-    let login = app.login(&user.username).await;
-    let response = app
-        .verify(
-            login["pending_token"].as_str().unwrap(),
-            &app.code(&user.secret, 0),
-        )
-        .await;
-    let tokens: Value = response.json().await.unwrap();
+    let tokens = app.sign_in(&user).await;
     assert!(tokens.get("recovery_codes").is_none(), "{tokens}");
     assert!(tokens["refresh_token"].is_string());
 }
@@ -228,25 +221,12 @@ async fn refresh_rotates_and_detects_reuse(app: TestApp) {
     assert_problem(response, 401, "invalid_token").await;
 
     // It shows in the security log, seen from a new session.
-    let login = app.login(&user.username).await;
-    let response = app
-        .verify(
-            login["pending_token"].as_str().unwrap(),
-            &app.code(&user.secret, 0),
-        )
-        .await;
-    let tokens: Value = response.json().await.unwrap();
-    let response = app
-        .get("/api/v1/me/events", tokens["access_token"].as_str())
-        .await;
-    let events: Value = response.json().await.unwrap();
-    let types: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert!(types.contains(&"refresh_reuse_detected"), "{types:?}");
+    let tokens = app.sign_in(&user).await;
+    let types = app.event_types(&tokens).await;
+    assert!(
+        types.iter().any(|t| t == "refresh_reuse_detected"),
+        "{types:?}"
+    );
 }
 
 async fn refresh_refuses_garbage_and_logged_out_sessions(app: TestApp) {
@@ -316,15 +296,9 @@ async fn refresh_keeps_the_recovery_amr(app: TestApp) {
 async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
     let user = app.enrolled_user(&unique_name("disable")).await;
     let other_session = {
-        let login = app.login(&user.username).await;
-        let response = app
-            .verify(
-                login["pending_token"].as_str().unwrap(),
-                &app.code(&user.secret, 0),
-            )
-            .await;
+        let tokens = app.sign_in(&user).await;
         app.advance_steps(1);
-        response.json::<Value>().await.unwrap()
+        tokens
     };
     let token = Some(user.access_token());
     let response = app
@@ -465,14 +439,8 @@ async fn the_security_log_lists_events_newest_first(app: TestApp) {
         .json()
         .await
         .unwrap();
-    let body: Value = app
-        .get("/api/v1/me/events", tokens["access_token"].as_str())
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["events"][0]["type"], "login_succeeded");
-    assert_eq!(body["events"][1]["type"], "logout");
+    let types = app.event_types(&tokens).await;
+    assert_eq!(types[..2], ["login_succeeded", "logout"]);
 }
 
 async fn the_security_log_shows_at_most_fifty(app: TestApp) {
@@ -480,39 +448,17 @@ async fn the_security_log_shows_at_most_fifty(app: TestApp) {
     let mut access = String::new();
     // Each round logs login_succeeded and logout: 52 events, plus enrolment's.
     for _ in 0..26 {
-        let login = app.login(&user.username).await;
-        let response = app
-            .verify(
-                login["pending_token"].as_str().unwrap(),
-                &app.code(&user.secret, 0),
-            )
-            .await;
+        let tokens = app.sign_in(&user).await;
         app.advance_steps(1);
-        let tokens: Value = response.json().await.unwrap();
         access = tokens["access_token"].as_str().unwrap().to_owned();
         let response = app
             .request(Method::POST, "/api/v1/auth/logout", Some(&access), None)
             .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
-    let login = app.login(&user.username).await;
-    let tokens: Value = app
-        .verify(
-            login["pending_token"].as_str().unwrap(),
-            &app.code(&user.secret, 0),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let tokens = app.sign_in(&user).await;
     assert_ne!(tokens["access_token"], json!(access));
-    let body: Value = app
-        .get("/api/v1/me/events", tokens["access_token"].as_str())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let events = body["events"].as_array().unwrap();
+    let events = app.events(&tokens).await;
     assert_eq!(events.len(), 50);
     assert_eq!(events[0]["type"], "login_succeeded");
     assert_eq!(events[1]["type"], "logout");

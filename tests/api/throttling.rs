@@ -70,19 +70,8 @@ async fn code_guessing_stops_at_the_sixth_try_across_tokens_and_instances(app: T
     assert_eq!(response.status(), StatusCode::OK);
     let tokens: Value = response.json().await.unwrap();
 
-    let events: Value = app
-        .get("/api/v1/me/events", tokens["access_token"].as_str())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let types: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
-    assert!(types.contains(&"locked_out"), "{types:?}");
+    let types = app.event_types(&tokens).await;
+    assert!(types.iter().any(|t| t == "locked_out"), "{types:?}");
 }
 
 async fn lockouts_double(app: TestApp) {
@@ -202,13 +191,7 @@ async fn registered_from(app: &TestApp, registered: Value) -> Value {
         .json()
         .await
         .unwrap();
-    let events: Value = app
-        .get("/api/v1/me/events", tokens["access_token"].as_str())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let events = events["events"].as_array().unwrap().clone();
+    let events = app.events(&tokens).await;
     let registered = events.iter().find(|e| e["type"] == "registered").unwrap();
     registered["ip"].clone()
 }

@@ -606,15 +606,7 @@ async fn logout_revokes_the_session(app: TestApp) {
     let user = app.enrolled_user(&unique_name("logout")).await;
     let access = user.access_token();
     // A second session of the same user.
-    let login = app.login(&user.username).await;
-    let response = app
-        .verify(
-            login["pending_token"].as_str().unwrap(),
-            &app.code(&user.secret, 0),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let other: Value = response.json().await.unwrap();
+    let other = app.sign_in(&user).await;
     let other_access = other["access_token"].as_str().unwrap();
 
     let response = app
