@@ -27,6 +27,16 @@ async fn recover(app: &TestApp, username: &str, code: &str) -> reqwest::Response
     .await
 }
 
+/// `POST /auth/refresh` with `token` (any JSON value, to probe bad ones).
+async fn refresh(app: &TestApp, token: Value) -> reqwest::Response {
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": token}),
+    )
+    .await
+}
+
 fn claims(token: &str) -> Value {
     use base64::Engine as _;
     let payload = token.split('.').nth(1).unwrap();
@@ -176,13 +186,7 @@ async fn regenerating_codes_kills_the_old_ones(app: TestApp) {
 async fn refresh_rotates_and_detects_reuse(app: TestApp) {
     let user = app.enrolled_user(&unique_name("refresh")).await;
     let first = user.tokens["refresh_token"].as_str().unwrap().to_owned();
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": first}),
-        )
-        .await;
+    let response = refresh(&app, json!(first)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let second: Value = response.json().await.unwrap();
     let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
@@ -201,21 +205,9 @@ async fn refresh_rotates_and_detects_reuse(app: TestApp) {
     );
 
     // The first token again: reuse. The whole session dies, new tokens too.
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": first}),
-        )
-        .await;
+    let response = refresh(&app, json!(first)).await;
     assert_problem(response, 401, "invalid_token").await;
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": second_refresh}),
-        )
-        .await;
+    let response = refresh(&app, json!(second_refresh)).await;
     assert_problem(response, 401, "invalid_token").await;
     let response = app.get("/api/v1/me", Some(access)).await;
     assert_problem(response, 401, "invalid_token").await;
@@ -231,24 +223,12 @@ async fn refresh_rotates_and_detects_reuse(app: TestApp) {
 
 async fn refresh_refuses_garbage_and_logged_out_sessions(app: TestApp) {
     for garbage in ["", "nope", "eyJhbGciOiJIUzI1NiJ9.e30.x"] {
-        let response = app
-            .post(
-                "/api/v1/auth/refresh",
-                None,
-                json!({"refresh_token": garbage}),
-            )
-            .await;
+        let response = refresh(&app, json!(garbage)).await;
         let (status, _) = problem(response).await;
         assert!(status == 401 || status == 422, "{garbage:?}: {status}");
     }
     let unknown = "A".repeat(43);
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": unknown}),
-        )
-        .await;
+    let response = refresh(&app, json!(unknown)).await;
     assert_problem(response, 401, "invalid_token").await;
 
     let user = app.enrolled_user(&unique_name("logoutrefresh")).await;
@@ -261,13 +241,7 @@ async fn refresh_refuses_garbage_and_logged_out_sessions(app: TestApp) {
         )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.tokens["refresh_token"]}),
-        )
-        .await;
+    let response = refresh(&app, json!(user.tokens["refresh_token"])).await;
     assert_problem(response, 401, "invalid_token").await;
 }
 
@@ -279,13 +253,7 @@ async fn refresh_keeps_the_recovery_amr(app: TestApp) {
         .json()
         .await
         .unwrap();
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": tokens["refresh_token"]}),
-        )
-        .await;
+    let response = refresh(&app, json!(tokens["refresh_token"])).await;
     let refreshed: Value = response.json().await.unwrap();
     assert_eq!(
         claims(refreshed["access_token"].as_str().unwrap())["amr"],
@@ -339,13 +307,7 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
         )
         .await;
     }
-    let response = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": other_session["refresh_token"]}),
-        )
-        .await;
+    let response = refresh(&app, json!(other_session["refresh_token"])).await;
     assert_problem(response, 401, "invalid_token").await;
     // Recovery codes died with the secret.
     let response = recover(&app, &user.username, &recovery_codes(&user.tokens)[0]).await;
