@@ -9,10 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 
 use ipnet::IpNet;
 
-use crate::auth::flow::Limits;
 use crate::auth::secret_box::KEY_BYTES;
 use crate::auth::throttle::{BucketPolicy, FailurePolicy};
 use crate::auth::tokens::MIN_SECRET_BYTES;
+use crate::service::Limits;
 use crate::store::DatabaseUrl;
 
 #[derive(Debug, thiserror::Error)]

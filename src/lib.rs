@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 
@@ -19,15 +20,15 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use utoipa_actix_web::AppExt;
 
-use auth::flow::{FlowSettings, Keys};
 use auth::password::PasswordHasher;
 use auth::recovery::RecoveryHasher;
 use auth::secret_box::SecretBox;
 use auth::tokens::{KeyError, TokenKeys};
-use auth::{Authenticator, Clock, SystemClock};
+use auth::{Clock, SystemClock};
 use config::{
     Config, ConfigError, JwtAlgorithm, load_or_create_file, load_or_create_key, read_key_file,
 };
+use service::{Authenticator, FlowSettings, Keys};
 use store::Store;
 
 /// A bound, ready-to-run server.

@@ -1,4 +1,8 @@
-use crate::store::StoreError;
+//! The domain's one error type; the HTTP layer maps each variant to one
+//! status and one stable code (`http::problem`).
+
+/// Any error, kept with its chain of causes for the log.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One invalid input field and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,12 +20,9 @@ impl FieldError {
     }
 }
 
-/// Every way an authentication step can fail. The HTTP layer maps each to
-/// one status and one stable code.
+/// Every way an authentication step can fail.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("validation failed")]
-    Validation(Vec<FieldError>),
     #[error("username taken")]
     UsernameTaken,
     #[error("invalid credentials")]
@@ -40,23 +41,28 @@ pub enum AuthError {
     InvalidRecoveryCode,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: i64 },
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The database does not answer: the client may retry later.
+    #[error("service unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
 }
 
 impl AuthError {
-    pub fn internal(context: impl std::fmt::Display) -> Self {
-        Self::Internal(context.to_string())
+    /// An internal error caused by `cause` (an error, or a message).
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        Self::Internal(cause.into())
     }
 }
 
-impl From<StoreError> for AuthError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(reason) => Self::Unavailable(reason),
-            other => Self::Internal(other.to_string()),
-        }
+/// `error` and its causes, outermost first, joined by ": " (for logs).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }

@@ -1,21 +1,22 @@
-//! The domain: who may get which token, and why. Nothing here knows about
-//! HTTP or SQL; storage is reached through `crate::store::Store`.
+//! The domain, pure: usernames and passwords (normalisation, validation,
+//! bcrypt), TOTP, recovery codes, JWTs and refresh tokens, encryption of
+//! secrets at rest, throttling rules and the security log's vocabulary.
+//! Nothing here knows HTTP, SQL or the store: the service (`crate::service`)
+//! applies these rules inside its transactions.
 
-pub mod audit;
 pub mod clock;
 pub mod error;
-pub mod flow;
 pub mod password;
 pub mod qr;
 pub mod recovery;
 pub mod refresh;
 pub mod secret_box;
+pub mod security_log;
 pub mod throttle;
 pub mod tokens;
 pub mod totp;
 pub mod username;
 
-pub use audit::{ClientInfo, SecurityEvent};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AuthError, FieldError};
-pub use flow::Authenticator;
+pub use security_log::{ClientInfo, EventKind};

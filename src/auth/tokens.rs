@@ -170,10 +170,6 @@ impl TokenKeys {
         &self.jwks
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     pub fn sign_pending(&self, claims: &PendingClaims) -> Result<String, AuthError> {
         self.sign(PENDING_TYP, claims)
     }

@@ -14,9 +14,10 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 
 use super::problem::{ApiError, ErrorCode};
-use crate::auth::flow::Session;
 use crate::auth::tokens::PendingClaims;
-use crate::auth::{Authenticator, ClientInfo, FieldError};
+use crate::auth::{ClientInfo, FieldError};
+use crate::service::Authenticator;
+use crate::service::Session;
 
 /// The largest body any endpoint reads.
 pub const BODY_LIMIT: usize = 16 * 1024;

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::{ToResponse, ToSchema};
 
+use crate::auth::error::error_chain;
 use crate::auth::{AuthError, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -357,10 +358,6 @@ impl ApiError {
             ..Self::new(ErrorCode::MethodNotAllowed)
         }
     }
-
-    pub fn code(&self) -> ErrorCode {
-        self.code
-    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -372,7 +369,6 @@ impl std::fmt::Display for ApiError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> Self {
         match error {
-            AuthError::Validation(errors) => Self::validation(errors),
             AuthError::UsernameTaken => Self::new(ErrorCode::UsernameTaken),
             AuthError::InvalidCredentials => Self::new(ErrorCode::InvalidCredentials),
             AuthError::InvalidToken => Self::new(ErrorCode::InvalidToken),
@@ -385,12 +381,12 @@ impl From<AuthError> for ApiError {
                 retry_after: Some(retry_after_secs.max(1)),
                 ..Self::new(ErrorCode::TooManyAttempts)
             },
-            AuthError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
+            AuthError::Unavailable(_) => {
+                tracing::warn!(error = %error_chain(&error), "database unavailable");
                 Self::new(ErrorCode::ServiceUnavailable)
             }
-            AuthError::Internal(reason) => {
-                tracing::error!(%reason, "internal error");
+            AuthError::Internal(_) => {
+                tracing::error!(error = %error_chain(&error), "internal error");
                 Self::new(ErrorCode::Internal)
             }
         }

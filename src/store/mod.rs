@@ -6,12 +6,12 @@
 //! `LIMIT ?`, and SQLite re-plans a statement whose LIMIT is a parameter on
 //! every execution, which cost more than the query itself.
 
-pub mod events;
 pub mod pending;
-pub mod recovery;
+pub mod recovery_codes;
 pub mod schema;
+pub mod security_log;
 pub mod sessions;
-pub mod throttles;
+pub mod throttle;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -3,11 +3,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::User;
-use crate::auth::Authenticator;
 use crate::http::extract::AccessSession;
 use crate::http::problem::{
     ApiError, BadRequest, Internal, InvalidToken, ServiceUnavailable, TwoFactorRequired,
 };
+use crate::service::Authenticator;
 
 /// The signed-in user.
 ///

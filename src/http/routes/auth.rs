@@ -3,7 +3,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{PendingTokenResponse, TokenResponse, User};
-use crate::auth::Authenticator;
 use crate::auth::password::Password;
 use crate::auth::refresh::RefreshToken;
 use crate::auth::username::Username;
@@ -12,6 +11,7 @@ use crate::http::problem::{
     ApiError, BadRequest, ErrorCode, Internal, InvalidToken, PayloadTooLarge, Problem,
     ServiceUnavailable, TooManyAttempts, TwoFactorRequired, UnsupportedMediaType, ValidationFailed,
 };
+use crate::service::Authenticator;
 
 /// A new account's username and password.
 #[derive(Debug, ToSchema)]

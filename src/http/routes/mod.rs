@@ -9,7 +9,7 @@ pub mod two_factor;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::flow::{Account, NextStep, PendingGrant, TokenGrant};
+use crate::service::{Account, NextStep, PendingGrant, TokenGrant};
 
 /// A user account.
 #[derive(Debug, Serialize, ToSchema)]

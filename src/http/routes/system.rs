@@ -2,8 +2,9 @@ use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::Authenticator;
+use crate::auth::error::error_chain;
 use crate::http::problem::{ApiError, ErrorCode, ServiceUnavailable};
+use crate::service::Authenticator;
 
 /// A health answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -39,10 +40,10 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(auth: web::Data<Authenticator>) -> Result<HttpResponse, ApiError> {
-    match auth.store().ping().await {
+    match auth.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().json(Status { status: "ok" })),
         Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
+            tracing::warn!(error = %error_chain(&error), "readiness check failed");
             Err(ApiError::new(ErrorCode::ServiceUnavailable))
         }
     }

@@ -5,7 +5,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::TokenResponse;
-use crate::auth::Authenticator;
 use crate::auth::password::Password;
 use crate::auth::recovery::RecoveryCode;
 use crate::auth::totp::{self, TotpCode};
@@ -14,6 +13,7 @@ use crate::http::problem::{
     ApiError, BadRequest, Internal, InvalidToken, PayloadTooLarge, Problem, ServiceUnavailable,
     TooManyAttempts, TwoFactorRequired, UnsupportedMediaType, ValidationFailed,
 };
+use crate::service::Authenticator;
 
 /// Everything an authenticator app needs to enrol.
 #[derive(Debug, Serialize, ToSchema)]

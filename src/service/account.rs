@@ -2,24 +2,27 @@
 
 use chrono::{DateTime, Utc};
 
+use super::security_log::Record as _;
 use super::{Authenticator, EVENTS_SHOWN, Session};
-use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::password::Password;
+use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::totp::TotpCode;
-use crate::store::{DbConnection, StoreError, events, pending, recovery, sessions, users};
+use crate::store::{
+    DbConnection, StoreError, pending, recovery_codes, security_log, sessions, users,
+};
 
 /// One line of the user's security log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
+pub struct SecurityLogEntry {
     pub event_type: String,
     pub at: DateTime<Utc>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
 
-impl From<events::EventRow> for AuditEntry {
-    fn from(row: events::EventRow) -> Self {
+impl From<security_log::EventRow> for SecurityLogEntry {
+    fn from(row: security_log::EventRow) -> Self {
         Self {
             event_type: row.event_type,
             at: row.created_at.and_utc(),
@@ -41,8 +44,8 @@ impl Authenticator {
         let user_id = session.claims.sub.clone();
         let event_client = client.clone();
         self.with_fresh_code(session, code, client, move |conn, at| {
-            recovery::replace_all(conn, &user_id, &code_hashes, at)?;
-            event_client.record(conn, &user_id, SecurityEvent::RecoveryCodesRegenerated, at)?;
+            recovery_codes::replace_all(conn, &user_id, &code_hashes, at)?;
+            event_client.record(conn, &user_id, EventKind::RecoveryCodesRegenerated, at)?;
             Ok(())
         })
         .await?;
@@ -67,32 +70,29 @@ impl Authenticator {
         {
             let at = self.now().naive_utc();
             let user_id = user.id.clone();
-            self.inner
-                .store
-                .transaction(move |conn| {
-                    client.record(conn, &user_id, SecurityEvent::LoginFailed, at)
-                })
+            self.write(move |conn| client.record(conn, &user_id, EventKind::LoginFailed, at))
                 .await?;
             return Err(AuthError::InvalidCredentials);
         }
         let event_client = client.clone();
         self.with_fresh_code(session, code, client, move |conn, at| {
             erase_two_factor(conn, &user.id, at)?;
-            event_client.record(conn, &user.id, SecurityEvent::TwoFactorDisabled, at)?;
+            event_client.record(conn, &user.id, EventKind::TwoFactorDisabled, at)?;
             Ok(())
         })
         .await
     }
 
     /// The user's newest security events, at most 50.
-    pub async fn security_log(&self, session: &Session) -> Result<Vec<AuditEntry>, AuthError> {
+    pub async fn security_log(
+        &self,
+        session: &Session,
+    ) -> Result<Vec<SecurityLogEntry>, AuthError> {
         let user_id = session.claims.sub.clone();
         let rows = self
-            .inner
-            .store
-            .read(move |conn| events::latest(conn, &user_id, EVENTS_SHOWN))
+            .read(move |conn| security_log::latest(conn, &user_id, EVENTS_SHOWN))
             .await?;
-        Ok(rows.into_iter().map(AuditEntry::from).collect())
+        Ok(rows.into_iter().map(SecurityLogEntry::from).collect())
     }
 }
 
@@ -104,7 +104,7 @@ pub(super) fn erase_two_factor(
     at: chrono::NaiveDateTime,
 ) -> Result<(), StoreError> {
     users::disable_two_factor(conn, user_id)?;
-    recovery::delete_all(conn, user_id)?;
+    recovery_codes::delete_all(conn, user_id)?;
     sessions::revoke_all_for_user(conn, user_id, at)?;
     pending::consume_all_for_user(conn, user_id, at)?;
     Ok(())

@@ -1,12 +1,13 @@
 //! Operator actions, by username, for the command line.
 
-use super::account::{AuditEntry, erase_two_factor};
+use super::account::{SecurityLogEntry, erase_two_factor};
+use super::security_log::Record as _;
 use super::{Account, Authenticator};
-use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
+use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::username;
 use crate::store::users::UserRow;
-use crate::store::{events, pending, recovery, sessions, throttles, users};
+use crate::store::{pending, recovery_codes, security_log, sessions, throttle, users};
 
 /// What `otpgate admin show` prints: state, never secrets.
 #[derive(Debug, Clone)]
@@ -14,7 +15,7 @@ pub struct AccountSummary {
     pub account: Account,
     pub live_sessions: i64,
     pub unused_recovery_codes: i64,
-    pub recent_events: Vec<AuditEntry>,
+    pub recent_events: Vec<SecurityLogEntry>,
 }
 
 /// How admin actions appear in the user's security log.
@@ -29,8 +30,6 @@ impl Authenticator {
     async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, AuthError> {
         let key = username::lookup_key(name);
         Ok(self
-            .inner
-            .store
             .read(move |conn| users::find_by_key(conn, &key))
             .await?)
     }
@@ -42,13 +41,11 @@ impl Authenticator {
         };
         let at = self.now().naive_utc();
         let user_id = user.id.clone();
-        self.inner
-            .store
-            .transaction(move |conn| {
-                erase_two_factor(conn, &user_id, at)?;
-                operator().record(conn, &user_id, SecurityEvent::TwoFactorDisabled, at)
-            })
-            .await?;
+        self.write(move |conn| {
+            erase_two_factor(conn, &user_id, at)?;
+            operator().record(conn, &user_id, EventKind::TwoFactorDisabled, at)
+        })
+        .await?;
         Ok(Some(Account {
             two_factor_enabled: false,
             ..Account::from(&user)
@@ -62,9 +59,7 @@ impl Authenticator {
         };
         let at = self.now().naive_utc();
         let revoked = self
-            .inner
-            .store
-            .transaction(move |conn| sessions::revoke_all_for_user(conn, &user.id, at))
+            .write(move |conn| sessions::revoke_all_for_user(conn, &user.id, at))
             .await?;
         Ok(Some(revoked))
     }
@@ -77,13 +72,11 @@ impl Authenticator {
         let now = self.now().naive_utc();
         let user_id = user.id.clone();
         let (live_sessions, unused_recovery_codes, rows) = self
-            .inner
-            .store
             .read(move |conn| {
                 Ok::<_, AuthError>((
                     sessions::count_live(conn, &user_id, now)?,
-                    recovery::count_unused(conn, &user_id)?,
-                    events::latest(conn, &user_id, 10)?,
+                    recovery_codes::count_unused(conn, &user_id)?,
+                    security_log::latest(conn, &user_id, 10)?,
                 ))
             })
             .await?;
@@ -91,7 +84,7 @@ impl Authenticator {
             account: Account::from(&user),
             live_sessions,
             unused_recovery_codes,
-            recent_events: rows.into_iter().map(AuditEntry::from).collect(),
+            recent_events: rows.into_iter().map(SecurityLogEntry::from).collect(),
         }))
     }
 }
@@ -113,18 +106,16 @@ impl Authenticator {
         let now = self.now();
         let retention_start = (now - self.inner.settings.event_retention).naive_utc();
         let pending_cutoff = (now - chrono::Duration::hours(1)).naive_utc();
-        self.inner
-            .store
-            .transaction(move |conn| {
-                Ok::<_, AuthError>(Pruned {
-                    events: events::delete_older_than(conn, retention_start)?,
-                    pending_tokens: pending::delete_expired(conn, pending_cutoff)?,
-                    sessions: sessions::delete_ended(conn, retention_start)?,
-                    // A day idle: older counters can no longer lock anything.
-                    throttles: throttles::delete_idle(conn, now.timestamp() - 86_400)?,
-                })
+        self.write(move |conn| {
+            Ok::<_, AuthError>(Pruned {
+                events: security_log::delete_older_than(conn, retention_start)?,
+                pending_tokens: pending::delete_expired(conn, pending_cutoff)?,
+                sessions: sessions::delete_ended(conn, retention_start)?,
+                // A day idle: older counters can no longer lock anything.
+                throttles: throttle::delete_idle(conn, now.timestamp() - 86_400)?,
             })
-            .await
+        })
+        .await
     }
 }
 
@@ -138,8 +129,6 @@ impl Authenticator {
         loop {
             let key_id = current.clone();
             let batch = self
-                .inner
-                .store
                 .read(move |conn| users::sealed_under_other_keys(conn, &key_id, 100))
                 .await?;
             if batch.is_empty() {
@@ -154,9 +143,7 @@ impl Authenticator {
                 let old_key_id = user.totp_key_id.clone().unwrap_or_default();
                 let key_id = current.clone();
                 let done = self
-                    .inner
-                    .store
-                    .transaction(move |conn| {
+                    .write(move |conn| {
                         users::reseal_secret(conn, &user.id, &old_key_id, &sealed, &key_id)
                     })
                     .await?;

@@ -3,20 +3,21 @@
 use std::sync::Arc;
 
 use super::attempt::Verdict;
+use super::security_log::Record as _;
 use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant, live_pending_in};
-use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::qr;
 use crate::auth::recovery::RecoveryCode;
+use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::PendingClaims;
 use crate::auth::totp::{self, TotpCode, TotpSecret};
-use crate::store::{pending, recovery, users};
+use crate::store::{pending, recovery_codes, users};
 
 impl Authenticator {
     /// Returns the TOTP secret to enrol, creating it on the first call.
     pub async fn setup(&self, pending: &PendingClaims) -> Result<Enrolment, AuthError> {
         let now = self.now();
-        let (_, user) = self.live_pending(pending, now).await?;
+        let user = self.live_pending(pending, now).await?;
         if user.two_factor_enabled {
             return Err(AuthError::TwoFactorAlreadyEnabled);
         }
@@ -53,29 +54,24 @@ impl Authenticator {
         let opening = self.open_session(&pending.sub, &["pwd", "otp"], now);
         let (codes, code_hashes) = self.new_recovery_codes();
         let (verdict, opening) = self
-            .inner
-            .store
-            .transaction(move |conn| {
-                let (_, user) = live_pending_in(conn, &claims, now)?;
-                let secret = inner
-                    .open_secret(&user)?
-                    .ok_or(AuthError::TwoFactorSetupRequired)?;
+            .write(move |conn| {
+                let user = live_pending_in(conn, &claims, now)?;
+                if user.totp_secret.is_none() {
+                    return Err(AuthError::TwoFactorSetupRequired);
+                }
                 let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
                 let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
-                    // The replay check: the step must be newer than any accepted.
-                    let step = secret.matching_step(&code, now.timestamp(), user.totp_last_step);
-                    match step {
-                        Some(step) if users::advance_totp_step(conn, &user.id, step)? => {}
-                        _ => return Ok(None),
+                    if !inner.accept_totp(conn, &user, &code, now)? {
+                        return Ok(None);
                     }
                     if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
                         return Err(AuthError::InvalidToken);
                     }
                     let first_enable = users::enable_two_factor(conn, &user.id)?;
                     if first_enable {
-                        recovery::replace_all(conn, &user.id, &code_hashes, at)?;
-                        client.record(conn, &user.id, SecurityEvent::TwoFactorEnabled, at)?;
+                        recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
+                        client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
                     }
                     opening.insert(conn, &client)?;
                     Ok(Some(first_enable))
@@ -107,22 +103,20 @@ impl Authenticator {
         let code_hashes = self.inner.recovery.candidates(&code);
         let opening = self.open_session(&pending.sub, &["pwd", "recovery_code"], now);
         let (verdict, opening) = self
-            .inner
-            .store
-            .transaction(move |conn| {
-                let (_, user) = live_pending_in(conn, &claims, now)?;
+            .write(move |conn| {
+                let user = live_pending_in(conn, &claims, now)?;
                 let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
                 let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
                     let spent = user.two_factor_enabled
-                        && recovery::spend(conn, &user.id, &code_hashes, at)?;
+                        && recovery_codes::spend(conn, &user.id, &code_hashes, at)?;
                     if !spent {
                         return Ok(None);
                     }
                     if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
                         return Err(AuthError::InvalidToken);
                     }
-                    client.record(conn, &user.id, SecurityEvent::RecoveryCodeUsed, at)?;
+                    client.record(conn, &user.id, EventKind::RecoveryCodeUsed, at)?;
                     opening.insert(conn, &client)?;
                     Ok(Some(()))
                 })?;
@@ -143,9 +137,7 @@ impl Authenticator {
         let key_id = self.inner.secrets.key_id().to_owned();
         let id = user_id.to_owned();
         let stored_user = self
-            .inner
-            .store
-            .transaction(move |conn| {
+            .write(move |conn| {
                 if users::store_secret_if_absent(conn, &id, &sealed, &key_id)? {
                     Ok(None)
                 } else {

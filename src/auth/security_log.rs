@@ -1,10 +1,10 @@
-//! What the security log records. Never a secret: only what happened, when,
-//! and from which client.
+//! The security log's vocabulary: which events a user's log records and who
+//! caused them. Never a secret: only what happened, when, and from which
+//! client. (Writing an entry is the service's job.)
 
-use crate::store::{DbConnection, StoreError, events};
-
+/// What happened to an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecurityEvent {
+pub enum EventKind {
     Registered,
     LoginSucceeded,
     LoginFailed,
@@ -18,7 +18,8 @@ pub enum SecurityEvent {
     LockedOut,
 }
 
-impl SecurityEvent {
+impl EventKind {
+    /// The stable name clients see in `GET /me/events`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Registered => "registered",
@@ -41,25 +42,4 @@ impl SecurityEvent {
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
-}
-
-impl ClientInfo {
-    pub(crate) fn record(
-        &self,
-        conn: &mut DbConnection,
-        user_id: &str,
-        event: SecurityEvent,
-        at: chrono::NaiveDateTime,
-    ) -> Result<(), StoreError> {
-        events::record(
-            conn,
-            &events::NewEvent {
-                user_id,
-                event_type: event.as_str(),
-                ip: self.ip.as_deref(),
-                user_agent: self.user_agent.as_deref(),
-                created_at: at,
-            },
-        )
-    }
 }

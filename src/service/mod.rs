@@ -1,40 +1,48 @@
-//! The two-factor flow: register → password → (setup) → code → session, and
-//! the account's life after that. Each step decides in the domain and then
-//! writes its outcome in one transaction, so a failed request leaves nothing
-//! half-done.
+//! The application service: the two-factor flow (register → password →
+//! (setup) → code → session) and the account's life after that. It sits
+//! between the HTTP layer and the two below it: it asks the pure domain
+//! (`crate::auth`) what to decide and writes the outcome through the store
+//! (`crate::store`). Each write is one transaction, so a failed request
+//! leaves nothing half-done; a step may take more than one (login takes up
+//! to four: the per-IP bucket, the reservation before bcrypt, then the
+//! outcome), never leaving a half-written one behind.
 
 mod account;
 mod admin;
 mod attempt;
 mod password_step;
 mod second_factor;
+mod security_log;
 mod sessions;
-mod throttling;
+mod throttle;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::audit::{ClientInfo, SecurityEvent};
-use super::clock::Clock;
-use super::error::AuthError;
-use super::password::PasswordHasher;
-use super::recovery::{self, RecoveryCode, RecoveryHasher};
-use super::refresh::RefreshToken;
-use super::secret_box::SecretBox;
-use super::tokens::{ACCESS_AUDIENCE, AccessClaims, PENDING_AUDIENCE, PendingClaims, TokenKeys};
-use super::totp::{TotpCode, TotpSecret};
-use crate::store::pending::{NewPending, PendingRow};
+use crate::auth::clock::Clock;
+use crate::auth::error::AuthError;
+use crate::auth::password::PasswordHasher;
+use crate::auth::recovery::{self, RecoveryCode, RecoveryHasher};
+use crate::auth::refresh::RefreshToken;
+use crate::auth::secret_box::SecretBox;
+use crate::auth::security_log::{ClientInfo, EventKind};
+use crate::auth::tokens::{
+    ACCESS_AUDIENCE, AccessClaims, PENDING_AUDIENCE, PendingClaims, TokenKeys,
+};
+use crate::auth::totp::{TotpCode, TotpSecret};
+use crate::store::pending::NewPending;
 use crate::store::sessions::{NewRefresh, NewSession};
 use crate::store::users::UserRow;
 use crate::store::{DbConnection, Store, StoreError, pending, sessions as session_store, users};
 
 use attempt::{Attempt, Verdict};
+use security_log::Record as _;
 
-pub use account::AuditEntry;
+pub use account::SecurityLogEntry;
 pub use admin::{AccountSummary, Pruned};
-pub use throttling::Limits;
+pub use throttle::Limits;
 
 /// Wrong codes a pending token survives (the contract's limit).
 pub const MAX_CODE_ATTEMPTS: i32 = 5;
@@ -172,8 +180,9 @@ impl Authenticator {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// Answers when the database does (for readiness probes).
+    pub async fn ping(&self) -> Result<(), AuthError> {
+        Ok(self.inner.store.ping().await?)
     }
 
     pub fn tokens(&self) -> &TokenKeys {
@@ -185,24 +194,41 @@ impl Authenticator {
         self.inner.clock.now().trunc_subsecs(6)
     }
 
-    /// The pending token's row and user, if the token is still usable.
+    /// Runs `work` on a pooled connection, off the async workers.
+    async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.inner.store.read(work).await
+    }
+
+    /// Runs `work` in one write transaction, off the async workers: all of
+    /// it commits or none of it does.
+    async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.inner.store.transaction(work).await
+    }
+
+    /// The user of a pending token, if the token is still usable.
     async fn live_pending(
         &self,
         claims: &PendingClaims,
         now: DateTime<Utc>,
-    ) -> Result<(PendingRow, UserRow), AuthError> {
+    ) -> Result<UserRow, AuthError> {
         let claims = claims.clone();
-        self.inner
-            .store
-            .read(move |conn| live_pending_in(conn, &claims, now))
+        self.read(move |conn| live_pending_in(conn, &claims, now))
             .await
     }
 
     async fn user_by_id(&self, user_id: &str) -> Result<UserRow, AuthError> {
         let id = user_id.to_owned();
-        self.inner
-            .store
-            .read(move |conn| users::find_by_id(conn, &id))
+        self.read(move |conn| users::find_by_id(conn, &id))
             .await?
             .ok_or(AuthError::InvalidToken)
     }
@@ -227,21 +253,17 @@ impl Authenticator {
         let inner = Arc::clone(&self.inner);
         let user_id = session.claims.sub.clone();
         let verdict = self
-            .inner
-            .store
-            .transaction(move |conn| {
+            .write(move |conn| {
                 let user = users::find_by_id(conn, &user_id)?.ok_or(AuthError::InvalidToken)?;
-                let secret = inner
-                    .open_secret(&user)?
-                    .ok_or(AuthError::TwoFactorSetupRequired)?;
+                if user.totp_secret.is_none() {
+                    return Err(AuthError::TwoFactorSetupRequired);
+                }
                 let attempt = inner.attempt(&user.id, &client, now, None);
                 attempt.run(conn, |conn| {
-                    let step = secret.matching_step(&code, now.timestamp(), user.totp_last_step);
-                    match step {
-                        Some(step) if users::advance_totp_step(conn, &user.id, step)? => {
-                            action(conn, now.naive_utc()).map(Some)
-                        }
-                        _ => Ok(None),
+                    if inner.accept_totp(conn, &user, &code, now)? {
+                        action(conn, now.naive_utc()).map(Some)
+                    } else {
+                        Ok(None)
                     }
                 })
             })
@@ -354,6 +376,25 @@ impl Inner {
         }
     }
 
+    /// Checks `code` against the user's secret and, if it matches a step
+    /// newer than any accepted before, records that step (the replay
+    /// check, atomic with the transaction). Without a secret: setup first.
+    fn accept_totp(
+        &self,
+        conn: &mut DbConnection,
+        user: &UserRow,
+        code: &TotpCode,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
+        let secret = self
+            .open_secret(user)?
+            .ok_or(AuthError::TwoFactorSetupRequired)?;
+        match secret.matching_step(code, now.timestamp(), user.totp_last_step) {
+            Some(step) => Ok(users::advance_totp_step(conn, &user.id, step)?),
+            None => Ok(false),
+        }
+    }
+
     fn open_secret(&self, user: &UserRow) -> Result<Option<TotpSecret>, AuthError> {
         let (Some(sealed), Some(key_id)) = (&user.totp_secret, &user.totp_key_id) else {
             return Ok(None);
@@ -365,19 +406,19 @@ impl Inner {
     }
 }
 
-/// The pending token's row and user, if the token is still usable.
+/// The user of a pending token, if the token is still usable.
 fn live_pending_in(
     conn: &mut DbConnection,
     claims: &PendingClaims,
     now: DateTime<Utc>,
-) -> Result<(PendingRow, UserRow), AuthError> {
+) -> Result<UserRow, AuthError> {
     let (row, user) =
         pending::find_with_user(conn, &claims.jti, &claims.sub)?.ok_or(AuthError::InvalidToken)?;
     let usable = row.consumed_at.is_none()
         && row.failed_attempts < MAX_CODE_ATTEMPTS
         && row.expires_at > now.naive_utc();
     if usable {
-        Ok((row, user))
+        Ok(user)
     } else {
         Err(AuthError::InvalidToken)
     }
@@ -417,7 +458,7 @@ impl SessionOpening {
                 created_at: at,
             },
         )?;
-        client.record(conn, &self.user_id, SecurityEvent::LoginSucceeded, at)
+        client.record(conn, &self.user_id, EventKind::LoginSucceeded, at)
     }
 
     fn into_grant(self, auth: &Authenticator) -> Result<TokenGrant, AuthError> {
@@ -445,4 +486,15 @@ fn insert_pending(conn: &mut DbConnection, claims: &PendingClaims) -> Result<(),
         },
     )?;
     Ok(())
+}
+
+/// Store failures reach the caller as the domain's errors: an unreachable
+/// database is worth a retry (503), anything else is internal.
+impl From<StoreError> for AuthError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable(error.into()),
+            other => Self::Internal(other.into()),
+        }
+    }
 }

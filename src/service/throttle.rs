@@ -1,4 +1,4 @@
-//! Applying the throttles of `auth::throttle` inside the flow's
+//! Applying the throttling rules of `auth::throttle` inside the service's
 //! transactions, keyed by digests of what they count.
 
 use sha2::{Digest, Sha256};
@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::error::AuthError;
 use crate::auth::recovery::hex;
 use crate::auth::throttle::{Bucket, BucketPolicy, FailureCounter, FailurePolicy, RetryAfter};
-use crate::store::throttles::{self, CounterRow};
+use crate::store::throttle::{self as store, CounterRow};
 use crate::store::{DbConnection, StoreError};
 
 /// Every limit the flow enforces.
@@ -68,7 +68,7 @@ pub(super) fn too_many(retry: RetryAfter) -> AuthError {
 
 /// The counter for `key`, locked until the transaction ends.
 pub(super) fn lock(conn: &mut DbConnection, key: &str) -> Result<FailureCounter, StoreError> {
-    Ok(throttles::lock_counter(conn, key)?.into())
+    Ok(store::lock_counter(conn, key)?.into())
 }
 
 /// Stores `counter` if it differs from `before`.
@@ -81,7 +81,7 @@ pub(super) fn save(
     if counter == before {
         return Ok(());
     }
-    throttles::save_counter(conn, key, &counter.into())
+    store::save_counter(conn, key, &counter.into())
 }
 
 /// Counts an attempt as failed ahead of checking it (see
@@ -112,13 +112,13 @@ pub(super) fn take_token(
     now: f64,
 ) -> Result<(), AuthError> {
     let full = Bucket::full(policy, now);
-    let (tokens, refilled_at) = throttles::lock_bucket(conn, key, (full.tokens, full.refilled_at))?;
+    let (tokens, refilled_at) = store::lock_bucket(conn, key, (full.tokens, full.refilled_at))?;
     let bucket = Bucket {
         tokens,
         refilled_at,
     }
     .take(policy, now)
     .map_err(too_many)?;
-    throttles::save_bucket(conn, key, bucket.tokens, bucket.refilled_at)?;
+    store::save_bucket(conn, key, bucket.tokens, bucket.refilled_at)?;
     Ok(())
 }

@@ -25,7 +25,7 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
-pub fn record(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
+pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
     diesel::insert_into(auth_events::table)
         .values(event)
         .execute(conn)?;

@@ -2,10 +2,11 @@
 
 use chrono::DateTime;
 
+use super::security_log::Record as _;
 use super::{Account, Authenticator, Session, TokenGrant};
-use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::refresh::RefreshToken;
+use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::TokenRejection;
 use crate::store::sessions::{self, NewRefresh, SessionRow};
 
@@ -32,8 +33,6 @@ impl Authenticator {
             })?;
         let (sid, sub) = (claims.sid.clone(), claims.sub.clone());
         let user = self
-            .inner
-            .store
             .read(move |conn| sessions::live_user(conn, &sid, &sub, now.naive_utc()))
             .await?
             .ok_or(AuthError::InvalidToken)?;
@@ -57,9 +56,7 @@ impl Authenticator {
         let next_hash = next.hash();
         let presented_hash = presented.hash();
         let outcome = self
-            .inner
-            .store
-            .transaction(move |conn| {
+            .write(move |conn| {
                 let at = now.naive_utc();
                 let Some((token, session)) = sessions::find_refresh(conn, &presented_hash)? else {
                     return Ok::<_, AuthError>((Refreshed::Dead, at));
@@ -73,7 +70,7 @@ impl Authenticator {
                         client.record(
                             conn,
                             &session.user_id,
-                            SecurityEvent::RefreshReuseDetected,
+                            EventKind::RefreshReuseDetected,
                             at,
                         )?;
                     }
@@ -115,15 +112,13 @@ impl Authenticator {
     pub async fn logout(&self, session: &Session, client: ClientInfo) -> Result<(), AuthError> {
         let now = self.now().naive_utc();
         let (sid, sub) = (session.claims.sid.clone(), session.claims.sub.clone());
-        self.inner
-            .store
-            .transaction(move |conn| {
-                if !sessions::revoke(conn, &sid, &sub, now)? {
-                    return Err(AuthError::InvalidToken);
-                }
-                client.record(conn, &sub, SecurityEvent::Logout, now)?;
-                Ok(())
-            })
-            .await
+        self.write(move |conn| {
+            if !sessions::revoke(conn, &sid, &sub, now)? {
+                return Err(AuthError::InvalidToken);
+            }
+            client.record(conn, &sub, EventKind::Logout, now)?;
+            Ok(())
+        })
+        .await
     }
 }

@@ -5,9 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{MAX_CODE_ATTEMPTS, throttling};
-use crate::auth::audit::{ClientInfo, SecurityEvent};
+use super::security_log::Record as _;
+use super::{MAX_CODE_ATTEMPTS, throttle};
 use crate::auth::error::AuthError;
+use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::throttle::FailurePolicy;
 use crate::store::{DbConnection, pending};
 
@@ -36,14 +37,14 @@ impl Attempt<'_> {
         conn: &mut DbConnection,
         check: impl FnOnce(&mut DbConnection) -> Result<Option<T>, AuthError>,
     ) -> Result<Verdict<T>, AuthError> {
-        let key = throttling::key("second-factor", &[self.user_id]);
-        let counter = throttling::lock(conn, &key)?;
+        let key = throttle::key("second-factor", &[self.user_id]);
+        let counter = throttle::lock(conn, &key)?;
         let now = self.now.timestamp();
         counter
             .check(&self.policy, now)
-            .map_err(throttling::too_many)?;
+            .map_err(throttle::too_many)?;
         if let Some(value) = check(conn)? {
-            throttling::save(conn, &key, counter, counter.succeeded())?;
+            throttle::save(conn, &key, counter, counter.succeeded())?;
             return Ok(Verdict::Accepted(value));
         }
         let at = self.now.naive_utc();
@@ -52,13 +53,13 @@ impl Attempt<'_> {
         }
         let counted = counter
             .count_failure(&self.policy, now)
-            .map_err(throttling::too_many)?;
-        throttling::save(conn, &key, counter, counted.counter)?;
+            .map_err(throttle::too_many)?;
+        throttle::save(conn, &key, counter, counted.counter)?;
         self.client
-            .record(conn, self.user_id, SecurityEvent::OtpFailed, at)?;
+            .record(conn, self.user_id, EventKind::OtpFailed, at)?;
         if counted.locked {
             self.client
-                .record(conn, self.user_id, SecurityEvent::LockedOut, at)?;
+                .record(conn, self.user_id, EventKind::LockedOut, at)?;
         }
         Ok(Verdict::Rejected)
     }

@@ -2,12 +2,13 @@
 
 use uuid::Uuid;
 
+use super::security_log::Record as _;
 use super::{
-    Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending, throttling,
+    Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending, throttle,
 };
-use crate::auth::audit::{ClientInfo, SecurityEvent};
 use crate::auth::error::AuthError;
 use crate::auth::password::Password;
+use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::throttle::BucketPolicy;
 use crate::auth::tokens::PendingClaims;
 use crate::auth::username::{self, Username};
@@ -28,11 +29,9 @@ impl Authenticator {
         // Refuse a taken name before paying for bcrypt; the unique index
         // below still settles races.
         let taken = self
-            .inner
-            .store
-            .transaction(move |conn| {
+            .write(move |conn| {
                 if let Some((ip_key, policy)) = ip_limit {
-                    throttling::take_token(conn, &ip_key, &policy, now.timestamp() as f64)?;
+                    throttle::take_token(conn, &ip_key, &policy, now.timestamp() as f64)?;
                 }
                 Ok::<_, AuthError>(users::key_exists(conn, &key)?)
             })
@@ -49,26 +48,24 @@ impl Authenticator {
             two_factor_enabled: false,
             created_at: now,
         };
-        self.inner
-            .store
-            .transaction(move |conn| {
-                let at = now.naive_utc();
-                let new_user = NewUser {
-                    id: &user_id,
-                    username: username.as_str(),
-                    username_key: username.key(),
-                    password_hash: &password_hash,
-                    created_at: at,
-                };
-                match users::insert(conn, &new_user) {
-                    Err(StoreError::UniqueViolation) => return Err(AuthError::UsernameTaken),
-                    other => other?,
-                }
-                insert_pending(conn, &claims)?;
-                client.record(conn, &user_id, SecurityEvent::Registered, at)?;
-                Ok(())
-            })
-            .await?;
+        self.write(move |conn| {
+            let at = now.naive_utc();
+            let new_user = NewUser {
+                id: &user_id,
+                username: username.as_str(),
+                username_key: username.key(),
+                password_hash: &password_hash,
+                created_at: at,
+            };
+            match users::insert(conn, &new_user) {
+                Err(StoreError::UniqueViolation) => return Err(AuthError::UsernameTaken),
+                other => other?,
+            }
+            insert_pending(conn, &claims)?;
+            client.record(conn, &user_id, EventKind::Registered, at)?;
+            Ok(())
+        })
+        .await?;
         Ok(Registration { account, grant })
     }
 
@@ -84,16 +81,14 @@ impl Authenticator {
         let key = username::lookup_key(username);
         let limits = self.inner.settings.limits;
         let ip = client.ip.clone().unwrap_or_default();
-        let per_client = throttling::key("login-client", &[&key, &ip]);
-        let per_username = throttling::key("login-username", &[&key]);
+        let per_client = throttle::key("login-client", &[&key, &ip]);
+        let per_username = throttle::key("login-username", &[&key]);
         let now = self.now();
         if let Some((ip_key, policy)) = self.ip_limit(&client) {
-            self.inner
-                .store
-                .transaction(move |conn| {
-                    throttling::take_token(conn, &ip_key, &policy, now.timestamp() as f64)
-                })
-                .await?;
+            self.write(move |conn| {
+                throttle::take_token(conn, &ip_key, &policy, now.timestamp() as f64)
+            })
+            .await?;
         }
         // Attempts are counted before bcrypt says whether they failed, so a
         // parallel burst stops at the limit; taking the hashing turn first
@@ -102,20 +97,13 @@ impl Authenticator {
         let turn = self.inner.hasher.turn().await?;
         let (counters, event_client) = ((per_client.clone(), per_username.clone()), client.clone());
         let user = self
-            .inner
-            .store
-            .transaction(move |conn| {
+            .write(move |conn| {
                 let at = now.timestamp();
-                let locked = throttling::reserve(conn, &counters.0, &limits.login_per_client, at)?
-                    | throttling::reserve(conn, &counters.1, &limits.login_per_username, at)?;
+                let locked = throttle::reserve(conn, &counters.0, &limits.login_per_client, at)?
+                    | throttle::reserve(conn, &counters.1, &limits.login_per_username, at)?;
                 let user = users::find_by_key(conn, &key)?;
                 if let (true, Some(user)) = (locked, &user) {
-                    event_client.record(
-                        conn,
-                        &user.id,
-                        SecurityEvent::LockedOut,
-                        now.naive_utc(),
-                    )?;
+                    event_client.record(conn, &user.id, EventKind::LockedOut, now.naive_utc())?;
                 }
                 Ok::<_, AuthError>(user)
             })
@@ -127,12 +115,10 @@ impl Authenticator {
         };
         if !password_ok {
             let user_id = user.id.clone();
-            self.inner
-                .store
-                .transaction(move |conn| {
-                    client.record(conn, &user_id, SecurityEvent::LoginFailed, now.naive_utc())
-                })
-                .await?;
+            self.write(move |conn| {
+                client.record(conn, &user_id, EventKind::LoginFailed, now.naive_utc())
+            })
+            .await?;
             return Err(AuthError::InvalidCredentials);
         }
         let next_step = if user.two_factor_enabled {
@@ -141,14 +127,12 @@ impl Authenticator {
             NextStep::SetupTwoFactor
         };
         let (claims, grant) = self.pending_grant(&user.id, now, next_step)?;
-        self.inner
-            .store
-            .transaction(move |conn| {
-                throttling::release(conn, &per_client)?;
-                throttling::release(conn, &per_username)?;
-                insert_pending(conn, &claims)
-            })
-            .await?;
+        self.write(move |conn| {
+            throttle::release(conn, &per_client)?;
+            throttle::release(conn, &per_username)?;
+            insert_pending(conn, &claims)
+        })
+        .await?;
         Ok(grant)
     }
 
@@ -163,7 +147,7 @@ impl Authenticator {
         let loopback = ip
             .parse::<std::net::IpAddr>()
             .is_ok_and(|addr| addr.to_canonical().is_loopback());
-        (!loopback).then(|| (throttling::key("ip", &[ip]), policy))
+        (!loopback).then(|| (throttle::key("ip", &[ip]), policy))
     }
 
     /// Checks a pending token's signature, kind and lifetime (not yet
