@@ -23,6 +23,7 @@ use utoipa_actix_web::AppExt;
 use auth::password::PasswordHasher;
 use auth::recovery::RecoveryHasher;
 use auth::secret_box::SecretBox;
+use auth::throttle::ThrottleKeys;
 use auth::tokens::{KeyError, TokenKeys};
 use auth::{Clock, SystemClock};
 use config::{
@@ -125,6 +126,7 @@ pub async fn build_authenticator(
         tokens: token_keys(config)?,
         secrets: SecretBox::new(encryption_key, &config.previous_encryption_keys),
         recovery: RecoveryHasher::derived_from(&encryption_key, &config.previous_encryption_keys),
+        throttle: ThrottleKeys::derived_from(&encryption_key),
     };
     let settings = FlowSettings {
         issuer: config.issuer.clone(),
@@ -133,6 +135,7 @@ pub async fn build_authenticator(
         refresh_ttl: chrono::Duration::seconds(config.refresh_ttl_secs),
         session_ttl: chrono::Duration::seconds(config.session_ttl_secs),
         event_retention: chrono::Duration::days(config.event_retention_days),
+        device_ttl: chrono::Duration::days(365),
         limits: config.limits,
     };
     Ok(Authenticator::new(store, hasher, keys, clock, settings))
@@ -215,6 +218,7 @@ async fn prune_periodically(authenticator: Authenticator) {
                 events = pruned.events,
                 pending_tokens = pruned.pending_tokens,
                 sessions = pruned.sessions,
+                devices = pruned.devices,
                 "pruned"
             ),
             Err(error) => tracing::warn!(%error, "pruning failed"),

@@ -2,9 +2,9 @@
 //! they must refuse.
 
 use actix_web::http::header::HeaderValue;
+use otpgate::auth::opaque_token::RefreshToken;
 use otpgate::auth::password::Password;
 use otpgate::auth::recovery::RecoveryCode;
-use otpgate::auth::refresh::RefreshToken;
 use otpgate::auth::tokens::{AccessClaims, TokenKeys};
 use otpgate::auth::totp::TotpCode;
 use otpgate::auth::username::Username;

@@ -6,10 +6,11 @@
 
 pub mod clock;
 pub mod error;
+pub mod keyed_hash;
+pub mod opaque_token;
 pub mod password;
 pub mod qr;
 pub mod recovery;
-pub mod refresh;
 pub mod secret_box;
 pub mod security_log;
 pub mod throttle;

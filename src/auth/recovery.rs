@@ -1,7 +1,6 @@
 //! Recovery codes: 10 per user, 50 bits each, typed as `xxxxx-xxxxx`.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use super::keyed_hash::{derive_key, hmac_hex};
 
 pub const COUNT: usize = 10;
 const LENGTH: usize = 10;
@@ -69,11 +68,7 @@ pub struct RecoveryHasher {
 impl RecoveryHasher {
     /// Derives hashing keys from the secrets-at-rest keys, current first.
     pub fn derived_from(current: &[u8; 32], previous: &[[u8; 32]]) -> Self {
-        let derive = |master: &[u8; 32]| -> [u8; 32] {
-            let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("any key length");
-            mac.update(b"otpgate/recovery-codes/v1");
-            mac.finalize().into_bytes().into()
-        };
+        let derive = |master: &[u8; 32]| derive_key(master, "otpgate/recovery-codes/v1");
         Self {
             keys: std::iter::once(current)
                 .chain(previous)
@@ -83,9 +78,7 @@ impl RecoveryHasher {
     }
 
     fn hash_with(key: &[u8; 32], code: &RecoveryCode) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-        mac.update(code.0.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        hmac_hex(key, code.0.as_bytes())
     }
 
     /// The hash to store, under the current key.
@@ -101,10 +94,6 @@ impl RecoveryHasher {
             .map(|key| Self::hash_with(key, code))
             .collect()
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

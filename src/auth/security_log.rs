@@ -2,6 +2,10 @@
 //! caused them. Never a secret: only what happened, when, and from which
 //! client. (Writing an entry is the service's job.)
 
+use std::net::IpAddr;
+
+use super::throttle::address_unit;
+
 /// What happened to an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -40,6 +44,21 @@ impl EventKind {
 /// The caller as the transport saw it.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    pub ip: Option<String>,
+    /// The client's address (through trusted proxies), IPv4-mapped forms
+    /// as IPv4; None when it cannot be told (no peer, or a forwarded chain
+    /// that does not parse).
+    pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// A loopback peer that is not a listed proxy (a local tool): exempt
+    /// from the per-address request bucket.
+    pub local: bool,
+}
+
+impl ClientInfo {
+    /// What the throttles count this client as: its address unit (an
+    /// IPv6 /64), or one "unknown" unit shared by every client whose
+    /// address cannot be told, throttled like any other.
+    pub fn throttle_unit(&self) -> String {
+        self.ip.map_or_else(|| "unknown".to_owned(), address_unit)
+    }
 }

@@ -4,7 +4,12 @@
 //!
 //! Two shapes: a failure counter with exponential lockout (second-factor
 //! codes per account, passwords per username and client), and a token
-//! bucket (requests per client IP).
+//! bucket (requests per client IP). What they count is named by
+//! [`ThrottleKeys`], keyed digests that reveal nothing to a database copy.
+
+use std::net::IpAddr;
+
+use super::keyed_hash::{derive_key, hmac_hex};
 
 /// Limits of one failure counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +21,7 @@ pub struct FailurePolicy {
     /// First lockout; each further one doubles, up to `max_lock_secs`.
     pub base_lock_secs: i64,
     pub max_lock_secs: i64,
-    /// Most failures in any hour-long window (0: unlimited).
+    /// Most failures in any hour-long span (0: unlimited).
     pub failures_per_hour: u32,
 }
 
@@ -27,8 +32,11 @@ pub struct FailureCounter {
     pub last_failure_at: i64,
     pub locked_until: i64,
     pub lockouts: i32,
+    /// Start of the clock hour `window_failures` counts (a multiple of 3600).
     pub window_start: i64,
     pub window_failures: i32,
+    /// Failures of the clock hour before `window_start`.
+    pub previous_window_failures: i32,
 }
 
 /// Refused: try again after this many seconds.
@@ -46,17 +54,39 @@ pub struct Counted {
 const HOUR: i64 = 3600;
 
 impl FailureCounter {
-    /// Refuses while locked or over the hourly budget.
+    /// The hourly windows as of `now`: the current clock hour's failures
+    /// and the previous one's.
+    fn windows_at(self, now: i64) -> Self {
+        let start = now - now.rem_euclid(HOUR);
+        let (previous, current) = match (start - self.window_start) / HOUR {
+            0 => (self.previous_window_failures, self.window_failures),
+            1 => (self.window_failures, 0),
+            _ => (0, 0),
+        };
+        Self {
+            window_start: start,
+            window_failures: current,
+            previous_window_failures: previous,
+            ..self
+        }
+    }
+
+    /// Refuses while locked or over the hourly budget. The budget counts
+    /// this clock hour and the previous one together: any hour-long span
+    /// lies within two consecutive clock hours, so none can hold more than
+    /// the cap (a fixed window would let twice the cap through around its
+    /// edge).
     pub fn check(&self, policy: &FailurePolicy, now: i64) -> Result<(), RetryAfter> {
         if self.locked_until > now {
             return Err(RetryAfter(self.locked_until - now));
         }
-        let window_end = self.window_start + HOUR;
-        if policy.failures_per_hour > 0
-            && now < window_end
-            && self.window_failures >= policy.failures_per_hour as i32
-        {
-            return Err(RetryAfter(window_end - now));
+        let cap = policy.failures_per_hour as i32;
+        let windows = self.windows_at(now);
+        if cap > 0 && windows.previous_window_failures + windows.window_failures >= cap {
+            // The previous hour's failures drop out at the next hour; if
+            // this hour's alone fill the cap, at the one after.
+            let hours = if windows.window_failures >= cap { 2 } else { 1 };
+            return Err(RetryAfter(windows.window_start + hours * HOUR - now));
         }
         Ok(())
     }
@@ -67,16 +97,19 @@ impl FailureCounter {
     /// [`FailureCounter::reservation_succeeded`].)
     pub fn count_failure(self, policy: &FailurePolicy, now: i64) -> Result<Counted, RetryAfter> {
         self.check(policy, now)?;
-        let mut next = self;
+        Ok(self.add_failure(policy, now))
+    }
+
+    /// Counts one failed attempt without refusing it: for checks that an
+    /// exhausted budget must not block (the owner's own authenticated
+    /// password checks count toward the username's cap, never against it).
+    pub fn add_failure(self, policy: &FailurePolicy, now: i64) -> Counted {
+        let mut next = self.windows_at(now);
         let streak_expired = policy
             .streak_window_secs
             .is_some_and(|window| now - self.last_failure_at > window);
         if streak_expired {
             next.failures = 0;
-        }
-        if now >= self.window_start + HOUR {
-            next.window_start = now;
-            next.window_failures = 0;
         }
         next.failures += 1;
         next.window_failures += 1;
@@ -93,10 +126,10 @@ impl FailureCounter {
             next.lockouts += 1;
             next.failures = 0;
         }
-        Ok(Counted {
+        Counted {
             counter: next,
             locked,
-        })
+        }
     }
 
     /// A success ends the streak, the lockout and the backoff; the hourly
@@ -159,6 +192,46 @@ impl Bucket {
     }
 }
 
+/// Names what a counter or bucket counts: an HMAC of its kind and parts
+/// under a key derived from the secrets-at-rest key, so the throttling
+/// tables hold neither usernames nor addresses, and a database copy cannot
+/// tell who was attacked from where (nor brute-force a password typed into
+/// the username field from its digest).
+pub struct ThrottleKeys {
+    key: [u8; 32],
+}
+
+impl ThrottleKeys {
+    pub fn derived_from(master: &[u8; 32]) -> Self {
+        Self {
+            key: derive_key(master, "otpgate/throttle-keys/v1"),
+        }
+    }
+
+    /// The row key of `kind` over `parts`.
+    pub fn key(&self, kind: &str, parts: &[&str]) -> String {
+        let mut input = kind.as_bytes().to_vec();
+        for part in parts {
+            input.push(0);
+            input.extend_from_slice(part.as_bytes());
+        }
+        hmac_hex(&self.key, &input)
+    }
+}
+
+/// The unit an address is throttled as: an IPv4 address (IPv4-mapped IPv6
+/// included), or the /64 of an IPv6 one, since one subscriber commonly
+/// holds a whole /64 and could otherwise rotate through 2^64 addresses.
+pub fn address_unit(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,18 +290,67 @@ mod tests {
         assert!(!counted.locked);
     }
 
+    const NO_LOCK: FailurePolicy = FailurePolicy {
+        failures_before_lock: 0,
+        ..OTP
+    };
+
+    fn fail_many(mut counter: FailureCounter, at: impl IntoIterator<Item = i64>) -> FailureCounter {
+        for now in at {
+            counter = counter.count_failure(&NO_LOCK, now).unwrap().counter;
+        }
+        counter
+    }
+
     #[test]
     fn at_most_a_hundred_failures_an_hour() {
-        let mut counter = FailureCounter::default();
-        let policy = FailurePolicy {
-            failures_before_lock: 0,
-            ..OTP
-        };
-        for i in 0..100 {
-            counter = counter.count_failure(&policy, 5000 + i).unwrap().counter;
-        }
-        assert_eq!(counter.count_failure(&policy, 5100), Err(RetryAfter(3500)));
-        assert!(counter.count_failure(&policy, 8600).is_ok());
+        // Hour [3600, 7200): 100 failures, then refused until the hour
+        // after next, when these have left both windows.
+        let counter = fail_many(FailureCounter::default(), 5000..5100);
+        assert_eq!(counter.count_failure(&NO_LOCK, 5100), Err(RetryAfter(5700)));
+        assert!(counter.check(&NO_LOCK, 8600).is_err());
+        assert!(counter.check(&NO_LOCK, 10_800).is_ok());
+    }
+
+    #[test]
+    fn no_burst_around_a_window_edge() {
+        // 100 failures in the last minute of one hour, then the first
+        // minute of the next: a fixed window would allow 200 in two minutes.
+        let counter = fail_many(FailureCounter::default(), (0..100).map(|i| 7140 + i / 2));
+        assert_eq!(counter.check(&NO_LOCK, 7200), Err(RetryAfter(3600)));
+        // Failures of the previous hour count until that hour has passed.
+        let counter = fail_many(FailureCounter::default(), (0..50).map(|i| 3600 + i * 70));
+        let counter = fail_many(counter, (0..50).map(|i| 7200 + i));
+        assert_eq!(counter.check(&NO_LOCK, 7250), Err(RetryAfter(3550)));
+        assert!(counter.check(&NO_LOCK, 10_800).is_ok());
+    }
+
+    #[test]
+    fn uncapped_failures_still_count() {
+        let counter = fail_many(FailureCounter::default(), 5000..5100);
+        let counted = counter.add_failure(&NO_LOCK, 5100);
+        assert_eq!(counted.counter.window_failures, 101);
+    }
+
+    #[test]
+    fn throttle_keys_are_keyed_and_unambiguous() {
+        let one = ThrottleKeys::derived_from(&[1; 32]);
+        let two = ThrottleKeys::derived_from(&[2; 32]);
+        assert_ne!(one.key("ip", &["192.0.2.1"]), two.key("ip", &["192.0.2.1"]));
+        assert_ne!(one.key("a", &["bc"]), one.key("ab", &["c"]));
+        assert_eq!(one.key("ip", &["192.0.2.1"]), one.key("ip", &["192.0.2.1"]));
+    }
+
+    #[test]
+    fn ipv6_clients_are_one_unit_per_64() {
+        let unit = |text: &str| address_unit(text.parse().unwrap());
+        assert_eq!(
+            unit("2001:db8:1:2::1"),
+            unit("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(unit("2001:db8:1:2::1"), unit("2001:db8:1:3::1"));
+        assert_eq!(unit("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(unit("192.0.2.7"), "192.0.2.7");
     }
 
     #[test]

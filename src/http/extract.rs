@@ -121,6 +121,14 @@ impl Fields {
         })
     }
 
+    /// An optional string field: absent or null is None.
+    pub fn optional_text(&mut self, name: &str) -> Option<String> {
+        match self.object.get(name) {
+            None | Some(Value::Null) => None,
+            Some(_) => self.parse(name, |raw| Ok(raw.to_owned())),
+        }
+    }
+
     /// The parsed values, or 422 naming every invalid field.
     pub fn finish<T>(self, parsed: Option<T>) -> Result<T, ApiError> {
         if !self.errors.is_empty() {
@@ -206,24 +214,39 @@ impl FromRequest for AccessSession {
 pub struct TrustedProxies(pub Vec<IpNet>);
 
 impl TrustedProxies {
+    /// Whether `ip` (canonical) is a listed proxy, whether the list names
+    /// it as IPv4 or in IPv4-mapped IPv6 form.
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(&ip))
+        let mapped = match ip {
+            IpAddr::V4(v4) => Some(IpAddr::V6(v4.to_ipv6_mapped())),
+            IpAddr::V6(_) => None,
+        };
+        self.0
+            .iter()
+            .any(|net| net.contains(&ip) || mapped.is_some_and(|m| net.contains(&m)))
     }
 
     /// The client's address: the socket peer, unless the peer is a trusted
-    /// proxy; then the nearest `X-Forwarded-For` hop that is not one.
-    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &[&str]) -> Option<IpAddr> {
-        let mut client = peer?;
+    /// proxy; then the right-most `X-Forwarded-For` hop that is not one
+    /// (read from the raw header bytes: a header that is not UTF-8 must not
+    /// make the client look like the proxy). A hop that does not parse
+    /// makes the client unknown (None), never the proxy. IPv4-mapped IPv6
+    /// addresses (what a dual-stack listener sees) count as IPv4.
+    pub fn client_ip(&self, peer: Option<IpAddr>, forwarded_for: &[&[u8]]) -> Option<IpAddr> {
+        let mut client = peer?.to_canonical();
         if !self.trusts(client) {
             return Some(client);
         }
-        let hops = forwarded_for.iter().flat_map(|value| value.split(','));
-        for hop in hops.collect::<Vec<_>>().into_iter().rev() {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
-                break;
-            };
-            client = ip;
-            if !self.trusts(ip) {
+        let hops: Vec<&[u8]> = forwarded_for
+            .iter()
+            .flat_map(|value| value.split(|byte| *byte == b','))
+            .collect();
+        for hop in hops.into_iter().rev() {
+            client = std::str::from_utf8(hop)
+                .ok()
+                .and_then(|text| text.trim().parse::<IpAddr>().ok())?
+                .to_canonical();
+            if !self.trusts(client) {
                 break;
             }
         }
@@ -245,18 +268,25 @@ impl FromRequest for Client {
             .get(header::USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(|agent| agent.chars().take(USER_AGENT_MAX).collect());
-        let forwarded_for: Vec<&str> = req
+        let forwarded_for: Vec<&[u8]> = req
             .headers()
             .get_all(header::X_FORWARDED_FOR)
-            .filter_map(|value| value.to_str().ok())
+            .map(|value| value.as_bytes())
             .collect();
-        let ip = match req.app_data::<web::Data<TrustedProxies>>() {
-            Some(proxies) => proxies.client_ip(req.peer_addr().map(|a| a.ip()), &forwarded_for),
-            None => req.peer_addr().map(|a| a.ip()),
+        let peer = req.peer_addr().map(|addr| addr.ip().to_canonical());
+        let proxies = req.app_data::<web::Data<TrustedProxies>>();
+        let ip = match proxies {
+            Some(proxies) => proxies.client_ip(peer, &forwarded_for),
+            None => peer,
         };
+        // A listed proxy is never exempt, even on loopback.
+        let local = peer.is_some_and(|peer| {
+            peer.is_loopback() && !proxies.is_some_and(|proxies| proxies.trusts(peer))
+        });
         ready(Ok(Self(ClientInfo {
-            ip: ip.map(|ip| ip.to_string()),
+            ip,
             user_agent,
+            local,
         })))
     }
 }
@@ -276,10 +306,13 @@ mod tests {
     #[test]
     fn forwarded_for_is_ignored_unless_the_peer_is_trusted() {
         let none = proxies(&[]);
-        assert_eq!(none.client_ip(ip("10.0.0.5"), &["1.2.3.4"]), ip("10.0.0.5"));
+        assert_eq!(
+            none.client_ip(ip("10.0.0.5"), &[b"1.2.3.4"]),
+            ip("10.0.0.5")
+        );
         let trusted = proxies(&["10.0.0.0/8"]);
         assert_eq!(
-            trusted.client_ip(ip("192.0.2.9"), &["1.2.3.4"]),
+            trusted.client_ip(ip("192.0.2.9"), &[b"1.2.3.4"]),
             ip("192.0.2.9")
         );
     }
@@ -289,13 +322,18 @@ mod tests {
         let trusted = proxies(&["10.0.0.0/8"]);
         // The client forged the first entry; the proxy appended the real one.
         assert_eq!(
-            trusted.client_ip(ip("10.0.0.5"), &["6.6.6.6, 203.0.113.7", "10.1.1.1"]),
+            trusted.client_ip(ip("10.0.0.5"), &[b"6.6.6.6, 203.0.113.7", b"10.1.1.1"]),
             ip("203.0.113.7")
         );
         assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[]), ip("10.0.0.5"));
+        assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[b"garbage"]), None);
         assert_eq!(
-            trusted.client_ip(ip("10.0.0.5"), &["garbage"]),
-            ip("10.0.0.5")
+            trusted.client_ip(ip("10.0.0.5"), &[b"203.0.113.7\xff"]),
+            None
+        );
+        assert_eq!(
+            trusted.client_ip(ip("::ffff:10.0.0.5"), &[b"::ffff:203.0.113.7"]),
+            ip("203.0.113.7")
         );
     }
 }

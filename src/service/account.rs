@@ -9,7 +9,7 @@ use crate::auth::password::Password;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::totp::TotpCode;
 use crate::store::{
-    DbConnection, StoreError, pending, recovery_codes, security_log, sessions, users,
+    DbConnection, StoreError, devices, pending, recovery_codes, security_log, sessions, users,
 };
 
 /// One line of the user's security log.
@@ -61,23 +61,13 @@ impl Authenticator {
         code: TotpCode,
         client: ClientInfo,
     ) -> Result<(), AuthError> {
-        let user = self.user_by_id(&session.claims.sub).await?;
-        if !self
-            .inner
-            .hasher
-            .verify(password, Some(user.password_hash))
-            .await?
-        {
-            let at = self.now().naive_utc();
-            let user_id = user.id.clone();
-            self.write(move |conn| client.record(conn, &user_id, EventKind::LoginFailed, at))
-                .await?;
-            return Err(AuthError::InvalidCredentials);
-        }
+        self.check_password_again(session, password, &client)
+            .await?;
+        let user_id = session.claims.sub.clone();
         let event_client = client.clone();
         self.with_fresh_code(session, code, client, move |conn, at| {
-            erase_two_factor(conn, &user.id, at)?;
-            event_client.record(conn, &user.id, EventKind::TwoFactorDisabled, at)?;
+            erase_two_factor(conn, &user_id, at)?;
+            event_client.record(conn, &user_id, EventKind::TwoFactorDisabled, at)?;
             Ok(())
         })
         .await
@@ -97,7 +87,7 @@ impl Authenticator {
 }
 
 /// Back to a password-only account: no secret, no recovery codes, no
-/// session, no outstanding pending token.
+/// session, no known device, no outstanding pending token.
 pub(super) fn erase_two_factor(
     conn: &mut DbConnection,
     user_id: &str,
@@ -107,5 +97,6 @@ pub(super) fn erase_two_factor(
     recovery_codes::delete_all(conn, user_id)?;
     sessions::revoke_all_for_user(conn, user_id, at)?;
     pending::consume_all_for_user(conn, user_id, at)?;
+    devices::delete_all_for_user(conn, user_id)?;
     Ok(())
 }

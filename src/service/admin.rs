@@ -7,7 +7,7 @@ use crate::auth::error::AuthError;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::username;
 use crate::store::users::UserRow;
-use crate::store::{pending, recovery_codes, security_log, sessions, throttle, users};
+use crate::store::{devices, pending, recovery_codes, security_log, sessions, throttle, users};
 
 /// What `otpgate admin show` prints: state, never secrets.
 #[derive(Debug, Clone)]
@@ -23,6 +23,7 @@ fn operator() -> ClientInfo {
     ClientInfo {
         ip: None,
         user_agent: Some("otpgate admin".into()),
+        local: true,
     }
 }
 
@@ -95,6 +96,7 @@ pub struct Pruned {
     pub events: usize,
     pub pending_tokens: usize,
     pub sessions: usize,
+    pub devices: usize,
     pub throttles: usize,
 }
 
@@ -111,6 +113,7 @@ impl Authenticator {
                 events: security_log::delete_older_than(conn, retention_start)?,
                 pending_tokens: pending::delete_expired(conn, pending_cutoff)?,
                 sessions: sessions::delete_ended(conn, retention_start)?,
+                devices: devices::delete_expired(conn, now.naive_utc())?,
                 // A day idle: older counters can no longer lock anything.
                 throttles: throttle::delete_idle(conn, now.timestamp() - 86_400)?,
             })
@@ -140,11 +143,14 @@ impl Authenticator {
                     .open_secret(&user)?
                     .ok_or_else(|| AuthError::internal("listed user has no secret"))?;
                 let sealed = self.inner.secrets.seal(secret.as_bytes(), &user.id)?;
-                let old_key_id = user.totp_key_id.clone().unwrap_or_default();
+                let old_sealed = user.totp_secret.clone().unwrap_or_default();
                 let key_id = current.clone();
+                // Only if the secret is still the one re-sealed: an instance
+                // on the old key may have replaced it meanwhile (disable and
+                // a new setup), and the new secret must not be overwritten.
                 let done = self
                     .write(move |conn| {
-                        users::reseal_secret(conn, &user.id, &old_key_id, &sealed, &key_id)
+                        users::reseal_secret(conn, &user.id, &old_sealed, &sealed, &key_id)
                     })
                     .await?;
                 resealed += usize::from(done);

@@ -16,6 +16,8 @@ pub(super) struct Attempt<'a> {
     pub user_id: &'a str,
     pub client: &'a ClientInfo,
     pub policy: FailurePolicy,
+    /// The account's second-factor failure counter.
+    pub counter_key: String,
     pub now: DateTime<Utc>,
     /// The pending token used, which dies after five failures of its own.
     pub pending_jti: Option<&'a str>,
@@ -37,14 +39,14 @@ impl Attempt<'_> {
         conn: &mut DbConnection,
         check: impl FnOnce(&mut DbConnection) -> Result<Option<T>, AuthError>,
     ) -> Result<Verdict<T>, AuthError> {
-        let key = throttle::key("second-factor", &[self.user_id]);
-        let counter = throttle::lock(conn, &key)?;
+        let key = self.counter_key.as_str();
+        let counter = throttle::lock(conn, key)?;
         let now = self.now.timestamp();
         counter
             .check(&self.policy, now)
             .map_err(throttle::too_many)?;
         if let Some(value) = check(conn)? {
-            throttle::save(conn, &key, counter, counter.succeeded())?;
+            throttle::save(conn, key, counter, counter.succeeded())?;
             return Ok(Verdict::Accepted(value));
         }
         let at = self.now.naive_utc();
@@ -54,7 +56,7 @@ impl Attempt<'_> {
         let counted = counter
             .count_failure(&self.policy, now)
             .map_err(throttle::too_many)?;
-        throttle::save(conn, &key, counter, counted.counter)?;
+        throttle::save(conn, key, counter, counted.counter)?;
         self.client
             .record(conn, self.user_id, EventKind::OtpFailed, at)?;
         if counted.locked {

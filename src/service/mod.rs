@@ -10,6 +10,7 @@
 mod account;
 mod admin;
 mod attempt;
+mod password_check;
 mod password_step;
 mod second_factor;
 mod security_log;
@@ -23,15 +24,17 @@ use uuid::Uuid;
 
 use crate::auth::clock::Clock;
 use crate::auth::error::AuthError;
+use crate::auth::opaque_token::{DeviceToken, RefreshToken};
 use crate::auth::password::PasswordHasher;
 use crate::auth::recovery::{self, RecoveryCode, RecoveryHasher};
-use crate::auth::refresh::RefreshToken;
 use crate::auth::secret_box::SecretBox;
 use crate::auth::security_log::{ClientInfo, EventKind};
+use crate::auth::throttle::ThrottleKeys;
 use crate::auth::tokens::{
     ACCESS_AUDIENCE, AccessClaims, PENDING_AUDIENCE, PendingClaims, TokenKeys,
 };
 use crate::auth::totp::{TotpCode, TotpSecret};
+use crate::store::devices::{self, NewDevice};
 use crate::store::pending::NewPending;
 use crate::store::sessions::{NewRefresh, NewSession};
 use crate::store::users::UserRow;
@@ -60,6 +63,8 @@ pub struct FlowSettings {
     pub session_ttl: Duration,
     /// How long the security log keeps an event.
     pub event_retention: Duration,
+    /// Lifetime of a device token (known devices).
+    pub device_ttl: Duration,
     pub limits: Limits,
 }
 
@@ -120,6 +125,8 @@ pub struct TokenGrant {
     pub refresh_expires_in: i64,
     /// Only on the verification that first enables two-factor.
     pub recovery_codes: Option<Vec<String>>,
+    /// Only when the login behind a second factor carried no valid one.
+    pub device_token: Option<DeviceToken>,
 }
 
 /// A request made with a live access token.
@@ -140,6 +147,7 @@ struct Inner {
     tokens: TokenKeys,
     secrets: SecretBox,
     recovery: RecoveryHasher,
+    throttle_keys: ThrottleKeys,
     clock: Arc<dyn Clock>,
     settings: FlowSettings,
 }
@@ -157,6 +165,7 @@ pub struct Keys {
     pub tokens: TokenKeys,
     pub secrets: SecretBox,
     pub recovery: RecoveryHasher,
+    pub throttle: ThrottleKeys,
 }
 
 impl Authenticator {
@@ -174,6 +183,7 @@ impl Authenticator {
                 tokens: keys.tokens,
                 secrets: keys.secrets,
                 recovery: keys.recovery,
+                throttle_keys: keys.throttle,
                 clock,
                 settings,
             }),
@@ -187,6 +197,11 @@ impl Authenticator {
 
     pub fn tokens(&self) -> &TokenKeys {
         &self.inner.tokens
+    }
+
+    /// The row key of what a throttle counts.
+    fn throttle_key(&self, kind: &str, parts: &[&str]) -> String {
+        self.inner.throttle_keys.key(kind, parts)
     }
 
     /// Microsecond precision: what both databases store.
@@ -222,15 +237,10 @@ impl Authenticator {
         now: DateTime<Utc>,
     ) -> Result<UserRow, AuthError> {
         let claims = claims.clone();
-        self.read(move |conn| live_pending_in(conn, &claims, now))
-            .await
-    }
-
-    async fn user_by_id(&self, user_id: &str) -> Result<UserRow, AuthError> {
-        let id = user_id.to_owned();
-        self.read(move |conn| users::find_by_id(conn, &id))
-            .await?
-            .ok_or(AuthError::InvalidToken)
+        let live = self
+            .read(move |conn| live_pending_in(conn, &claims, now))
+            .await?;
+        Ok(live.user)
     }
 
     /// Checks a code for an action taken with an access token (disable,
@@ -312,6 +322,8 @@ impl Authenticator {
             expires_at,
             refresh: RefreshToken::generate(),
             refresh_expires_at: (now + self.inner.settings.refresh_ttl).min(expires_at),
+            device: Some(DeviceToken::generate()),
+            device_expires_at: now + self.inner.settings.device_ttl,
         }
     }
 
@@ -344,6 +356,7 @@ impl Authenticator {
             refresh_token: refresh,
             refresh_expires_in: (refresh_expires_at - now).num_seconds(),
             recovery_codes: None,
+            device_token: None,
         })
     }
 
@@ -371,6 +384,7 @@ impl Inner {
             user_id,
             client,
             policy: self.settings.limits.second_factor,
+            counter_key: self.throttle_keys.key("second-factor", &[user_id]),
             now,
             pending_jti,
         }
@@ -406,19 +420,29 @@ impl Inner {
     }
 }
 
-/// The user of a pending token, if the token is still usable.
+/// A usable pending token: its user, and whether the login behind it came
+/// from a known device.
+struct LivePending {
+    user: UserRow,
+    known_device: bool,
+}
+
+/// The pending token's user, if the token is still usable.
 fn live_pending_in(
     conn: &mut DbConnection,
     claims: &PendingClaims,
     now: DateTime<Utc>,
-) -> Result<UserRow, AuthError> {
+) -> Result<LivePending, AuthError> {
     let (row, user) =
         pending::find_with_user(conn, &claims.jti, &claims.sub)?.ok_or(AuthError::InvalidToken)?;
     let usable = row.consumed_at.is_none()
         && row.failed_attempts < MAX_CODE_ATTEMPTS
         && row.expires_at > now.naive_utc();
     if usable {
-        Ok(user)
+        Ok(LivePending {
+            user,
+            known_device: row.known_device,
+        })
     } else {
         Err(AuthError::InvalidToken)
     }
@@ -434,11 +458,33 @@ struct SessionOpening {
     expires_at: DateTime<Utc>,
     refresh: RefreshToken,
     refresh_expires_at: DateTime<Utc>,
+    /// Handed out unless the login came from a known device.
+    device: Option<DeviceToken>,
+    device_expires_at: DateTime<Utc>,
 }
 
 impl SessionOpening {
-    fn insert(&self, conn: &mut DbConnection, client: &ClientInfo) -> Result<(), StoreError> {
+    fn insert(
+        &mut self,
+        conn: &mut DbConnection,
+        client: &ClientInfo,
+        known_device: bool,
+    ) -> Result<(), StoreError> {
         let at = self.created_at.naive_utc();
+        if known_device {
+            self.device = None;
+        }
+        if let Some(device) = &self.device {
+            devices::insert(
+                conn,
+                &NewDevice {
+                    token_hash: &device.hash(),
+                    user_id: &self.user_id,
+                    created_at: at,
+                    expires_at: self.device_expires_at.naive_utc(),
+                },
+            )?;
+        }
         session_store::insert(
             conn,
             &NewSession {
@@ -462,18 +508,26 @@ impl SessionOpening {
     }
 
     fn into_grant(self, auth: &Authenticator) -> Result<TokenGrant, AuthError> {
-        auth.token_grant(
+        let grant = auth.token_grant(
             &self.session_id,
             &self.user_id,
             self.amr,
             self.refresh,
             self.refresh_expires_at,
             self.created_at,
-        )
+        )?;
+        Ok(TokenGrant {
+            device_token: self.device,
+            ..grant
+        })
     }
 }
 
-fn insert_pending(conn: &mut DbConnection, claims: &PendingClaims) -> Result<(), AuthError> {
+fn insert_pending(
+    conn: &mut DbConnection,
+    claims: &PendingClaims,
+    known_device: bool,
+) -> Result<(), AuthError> {
     let expires_at = DateTime::from_timestamp(claims.exp, 0)
         .ok_or_else(|| AuthError::internal("pending token expiry out of range"))?
         .naive_utc();
@@ -483,6 +537,7 @@ fn insert_pending(conn: &mut DbConnection, claims: &PendingClaims) -> Result<(),
             jti: &claims.jti,
             user_id: &claims.sub,
             expires_at,
+            known_device,
         },
     )?;
     Ok(())

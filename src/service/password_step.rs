@@ -1,5 +1,6 @@
 //! The first factor: registration and password login.
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::security_log::Record as _;
@@ -7,13 +8,13 @@ use super::{
     Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending, throttle,
 };
 use crate::auth::error::AuthError;
+use crate::auth::opaque_token::DeviceToken;
 use crate::auth::password::Password;
 use crate::auth::security_log::{ClientInfo, EventKind};
-use crate::auth::throttle::BucketPolicy;
 use crate::auth::tokens::PendingClaims;
 use crate::auth::username::{self, Username};
-use crate::store::StoreError;
 use crate::store::users::{self, NewUser};
+use crate::store::{StoreError, devices, security_log};
 
 impl Authenticator {
     /// Creates the account and hands out its first pending token.
@@ -24,18 +25,11 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<Registration, AuthError> {
         let key = username.key().to_owned();
-        let ip_limit = self.ip_limit(&client);
         let now = self.now();
+        self.take_request_token(&client, now).await?;
         // Refuse a taken name before paying for bcrypt; the unique index
         // below still settles races.
-        let taken = self
-            .write(move |conn| {
-                if let Some((ip_key, policy)) = ip_limit {
-                    throttle::take_token(conn, &ip_key, &policy, now.timestamp() as f64)?;
-                }
-                Ok::<_, AuthError>(users::key_exists(conn, &key)?)
-            })
-            .await?;
+        let taken = self.read(move |conn| users::key_exists(conn, &key)).await?;
         if taken {
             return Err(AuthError::UsernameTaken);
         }
@@ -61,7 +55,7 @@ impl Authenticator {
                 Err(StoreError::UniqueViolation) => return Err(AuthError::UsernameTaken),
                 other => other?,
             }
-            insert_pending(conn, &claims)?;
+            insert_pending(conn, &claims, false)?;
             client.record(conn, &user_id, EventKind::Registered, at)?;
             Ok(())
         })
@@ -70,84 +64,131 @@ impl Authenticator {
     }
 
     /// Checks the password. An unknown name costs one bcrypt verification,
-    /// like a wrong password, and gets the same error; it is throttled
-    /// exactly like a real one, so a 429 tells nothing either.
+    /// like a wrong password, gets the same error after the same database
+    /// work, and is throttled exactly like a real one, so a 429 tells
+    /// nothing either.
+    ///
+    /// A device token that is live for this username puts the attempt on
+    /// that device's own streak only: the per-IP bucket, the (username,
+    /// address) streak and the per-username cap, which an attacker can
+    /// spend, do not apply. Any other device token is ignored as if absent.
     pub async fn login(
         &self,
         username: &str,
         password: Password,
+        device: Option<DeviceToken>,
         client: ClientInfo,
     ) -> Result<PendingGrant, AuthError> {
         let key = username::lookup_key(username);
         let limits = self.inner.settings.limits;
-        let ip = client.ip.clone().unwrap_or_default();
-        let per_client = throttle::key("login-client", &[&key, &ip]);
-        let per_username = throttle::key("login-username", &[&key]);
         let now = self.now();
-        if let Some((ip_key, policy)) = self.ip_limit(&client) {
-            self.write(move |conn| {
-                throttle::take_token(conn, &ip_key, &policy, now.timestamp() as f64)
-            })
-            .await?;
-        }
+        let known_device = match device {
+            Some(device) => self.live_device(device, &key, now).await?,
+            None => None,
+        };
+        let counters = match &known_device {
+            Some(device_hash) => vec![(
+                self.throttle_key("login-device", &[device_hash]),
+                limits.login_per_client,
+            )],
+            None => {
+                self.take_request_token(&client, now).await?;
+                vec![
+                    (
+                        self.throttle_key("login-client", &[&key, &client.throttle_unit()]),
+                        limits.login_per_client,
+                    ),
+                    (
+                        self.throttle_key("login-username", &[&key]),
+                        limits.login_per_username,
+                    ),
+                ]
+            }
+        };
         // Attempts are counted before bcrypt says whether they failed, so a
         // parallel burst stops at the limit; taking the hashing turn first
         // keeps in flight (and so counted ahead) at most the pool's threads
         // plus one, so an honest client's parallel logins do not lock it out.
+        // The failure is logged ahead too and taken back on success, so that
+        // a wrong password does no database work after bcrypt: the same
+        // work as an unknown name.
         let turn = self.inner.hasher.turn().await?;
-        let (counters, event_client) = ((per_client.clone(), per_username.clone()), client.clone());
-        let user = self
+        let reserved = counters.clone();
+        let (user, failure_event) = self
             .write(move |conn| {
                 let at = now.timestamp();
-                let locked = throttle::reserve(conn, &counters.0, &limits.login_per_client, at)?
-                    | throttle::reserve(conn, &counters.1, &limits.login_per_username, at)?;
-                let user = users::find_by_key(conn, &key)?;
-                if let (true, Some(user)) = (locked, &user) {
-                    event_client.record(conn, &user.id, EventKind::LockedOut, now.naive_utc())?;
+                let mut locked = false;
+                for (counter, policy) in &reserved {
+                    locked |= throttle::reserve(conn, counter, policy, at)?;
                 }
-                Ok::<_, AuthError>(user)
+                let Some(user) = users::find_by_key(conn, &key)? else {
+                    return Ok::<_, AuthError>((None, None));
+                };
+                let at = now.naive_utc();
+                if locked {
+                    client.record(conn, &user.id, EventKind::LockedOut, at)?;
+                }
+                let event =
+                    client.record_returning_id(conn, &user.id, EventKind::LoginFailed, at)?;
+                Ok((Some(user), Some(event)))
             })
             .await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let password_ok = turn.verify(password, stored_hash).await?;
-        let Some(user) = user else {
+        let (Some(user), Some(failure_event), true) = (user, failure_event, password_ok) else {
             return Err(AuthError::InvalidCredentials);
         };
-        if !password_ok {
-            let user_id = user.id.clone();
-            self.write(move |conn| {
-                client.record(conn, &user_id, EventKind::LoginFailed, now.naive_utc())
-            })
-            .await?;
-            return Err(AuthError::InvalidCredentials);
-        }
         let next_step = if user.two_factor_enabled {
             NextStep::VerifyTwoFactor
         } else {
             NextStep::SetupTwoFactor
         };
         let (claims, grant) = self.pending_grant(&user.id, now, next_step)?;
+        let known_device = known_device.is_some();
         self.write(move |conn| {
-            throttle::release(conn, &per_client)?;
-            throttle::release(conn, &per_username)?;
-            insert_pending(conn, &claims)
+            for (counter, _) in &counters {
+                throttle::release(conn, counter)?;
+            }
+            security_log::delete(conn, failure_event)?;
+            insert_pending(conn, &claims, known_device)
         })
         .await?;
         Ok(grant)
     }
 
-    /// The client's request bucket, when there is a per-IP limit and an IP.
-    /// Loopback clients are not limited: behind a reverse proxy on the
-    /// same host that is not listed in `OTPGATE_TRUSTED_PROXIES`, every user
-    /// would otherwise share one bucket, and the address names no client.
-    /// (Per-account and per-username limits still apply to them.)
-    fn ip_limit(&self, client: &ClientInfo) -> Option<(String, BucketPolicy)> {
-        let policy = self.inner.settings.limits.per_ip?;
-        let ip = client.ip.as_deref()?;
-        let loopback = ip
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|addr| addr.to_canonical().is_loopback());
-        (!loopback).then(|| (throttle::key("ip", &[ip]), policy))
+    /// The hash of the device token if it is live for `username_key`.
+    async fn live_device(
+        &self,
+        device: DeviceToken,
+        username_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, AuthError> {
+        let (hash, key) = (device.hash(), username_key.to_owned());
+        let live = self
+            .read(move |conn| devices::is_live_for(conn, &hash, &key, now.naive_utc()))
+            .await?;
+        Ok(live.then(|| device.hash()))
+    }
+
+    /// Takes a token from the client's request bucket (login, registration
+    /// and authenticated password checks), when there is a per-address
+    /// limit. Local tools (a loopback peer that is no listed proxy) are
+    /// exempt: behind an unlisted proxy on the same host every user would
+    /// otherwise share one bucket. A listed proxy is never exempt.
+    pub(super) async fn take_request_token(
+        &self,
+        client: &ClientInfo,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let Some(policy) = self.inner.settings.limits.per_ip else {
+            return Ok(());
+        };
+        if client.local {
+            return Ok(());
+        }
+        let bucket = self.throttle_key("ip", &[&client.throttle_unit()]);
+        self.write(move |conn| throttle::take_token(conn, &bucket, &policy, now.timestamp() as f64))
+            .await
     }
 
     /// Checks a pending token's signature, kind and lifetime (not yet

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use super::attempt::Verdict;
 use super::security_log::Record as _;
-use super::{Authenticator, Enrolment, MAX_CODE_ATTEMPTS, TokenGrant, live_pending_in};
+use super::{
+    Authenticator, Enrolment, LivePending, MAX_CODE_ATTEMPTS, TokenGrant, live_pending_in,
+};
 use crate::auth::error::AuthError;
 use crate::auth::qr;
 use crate::auth::recovery::RecoveryCode;
@@ -51,11 +53,11 @@ impl Authenticator {
         let now = self.now();
         let inner = Arc::clone(&self.inner);
         let claims = pending.clone();
-        let opening = self.open_session(&pending.sub, &["pwd", "otp"], now);
+        let mut opening = self.open_session(&pending.sub, &["pwd", "otp"], now);
         let (codes, code_hashes) = self.new_recovery_codes();
         let (verdict, opening) = self
             .write(move |conn| {
-                let user = live_pending_in(conn, &claims, now)?;
+                let LivePending { user, known_device } = live_pending_in(conn, &claims, now)?;
                 if user.totp_secret.is_none() {
                     return Err(AuthError::TwoFactorSetupRequired);
                 }
@@ -73,7 +75,7 @@ impl Authenticator {
                         recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
                         client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
                     }
-                    opening.insert(conn, &client)?;
+                    opening.insert(conn, &client, known_device)?;
                     Ok(Some(first_enable))
                 })?;
                 Ok::<_, AuthError>((verdict, opening))
@@ -101,10 +103,10 @@ impl Authenticator {
         let inner = Arc::clone(&self.inner);
         let claims = pending.clone();
         let code_hashes = self.inner.recovery.candidates(&code);
-        let opening = self.open_session(&pending.sub, &["pwd", "recovery_code"], now);
+        let mut opening = self.open_session(&pending.sub, &["pwd", "recovery_code"], now);
         let (verdict, opening) = self
             .write(move |conn| {
-                let user = live_pending_in(conn, &claims, now)?;
+                let LivePending { user, known_device } = live_pending_in(conn, &claims, now)?;
                 let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
                 let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
@@ -117,7 +119,7 @@ impl Authenticator {
                         return Err(AuthError::InvalidToken);
                     }
                     client.record(conn, &user.id, EventKind::RecoveryCodeUsed, at)?;
-                    opening.insert(conn, &client)?;
+                    opening.insert(conn, &client, known_device)?;
                     Ok(Some(()))
                 })?;
                 Ok::<_, AuthError>((verdict, opening))

@@ -14,23 +14,35 @@ pub(super) trait Record {
         user_id: &str,
         event: EventKind,
         at: NaiveDateTime,
-    ) -> Result<(), StoreError>;
-}
+    ) -> Result<(), StoreError> {
+        self.record_returning_id(conn, user_id, event, at).map(drop)
+    }
 
-impl Record for ClientInfo {
-    fn record(
+    /// As `record`, returning the entry's id (to take it back with
+    /// `store::security_log::delete`).
+    fn record_returning_id(
         &self,
         conn: &mut DbConnection,
         user_id: &str,
         event: EventKind,
         at: NaiveDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError>;
+}
+
+impl Record for ClientInfo {
+    fn record_returning_id(
+        &self,
+        conn: &mut DbConnection,
+        user_id: &str,
+        event: EventKind,
+        at: NaiveDateTime,
+    ) -> Result<i64, StoreError> {
         security_log::insert(
             conn,
             &security_log::NewEvent {
                 user_id,
                 event_type: event.as_str(),
-                ip: self.ip.as_deref(),
+                ip: self.ip.map(|ip| ip.to_string()).as_deref(),
                 user_agent: self.user_agent.as_deref(),
                 created_at: at,
             },

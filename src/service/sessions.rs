@@ -5,7 +5,7 @@ use chrono::DateTime;
 use super::security_log::Record as _;
 use super::{Account, Authenticator, Session, TokenGrant};
 use crate::auth::error::AuthError;
-use crate::auth::refresh::RefreshToken;
+use crate::auth::opaque_token::RefreshToken;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::TokenRejection;
 use crate::store::sessions::{self, NewRefresh, SessionRow};
@@ -55,17 +55,23 @@ impl Authenticator {
         let next = RefreshToken::generate();
         let next_hash = next.hash();
         let presented_hash = presented.hash();
+        // An unknown token costs one read, never the write lock: a flood of
+        // made-up tokens cannot queue the writers (SQLite has one).
+        let lookup = presented_hash.clone();
+        if self
+            .read(move |conn| sessions::find_refresh(conn, &lookup))
+            .await?
+            .is_none()
+        {
+            return Err(AuthError::InvalidToken);
+        }
         let outcome = self
             .write(move |conn| {
                 let at = now.naive_utc();
                 let Some((token, session)) = sessions::find_refresh(conn, &presented_hash)? else {
                     return Ok::<_, AuthError>((Refreshed::Dead, at));
                 };
-                // A concurrent refresh with the same token also lands here,
-                // once the winner has rotated it: that is reuse as well.
-                if token.rotated_at.is_some()
-                    || !sessions::rotate_refresh(conn, &presented_hash, at)?
-                {
+                let reused = |conn: &mut _| -> Result<_, AuthError> {
                     if sessions::revoke_by_id(conn, &session.id, at)? {
                         client.record(
                             conn,
@@ -74,13 +80,24 @@ impl Authenticator {
                             at,
                         )?;
                     }
-                    return Ok((Refreshed::Reused, at));
+                    Ok((Refreshed::Reused, at))
+                };
+                if token.rotated_at.is_some() {
+                    return reused(conn);
                 }
+                // Checked before rotating: an expired token left unrotated
+                // stays merely dead, so a client's retry of it is not
+                // mistaken for reuse (which would revoke a live session).
                 if session.revoked_at.is_some()
                     || session.expires_at <= at
                     || token.expires_at <= at
                 {
                     return Ok((Refreshed::Dead, at));
+                }
+                // A concurrent refresh with the same token lands here once
+                // the winner has rotated it: that is reuse as well.
+                if !sessions::rotate_refresh(conn, &presented_hash, at)? {
+                    return reused(conn);
                 }
                 let expires_at = (now + refresh_ttl).naive_utc().min(session.expires_at);
                 sessions::insert_refresh(

@@ -1,10 +1,7 @@
 //! Applying the throttling rules of `auth::throttle` inside the service's
 //! transactions, keyed by digests of what they count.
 
-use sha2::{Digest, Sha256};
-
 use crate::auth::error::AuthError;
-use crate::auth::recovery::hex;
 use crate::auth::throttle::{Bucket, BucketPolicy, FailureCounter, FailurePolicy, RetryAfter};
 use crate::store::throttle::{self as store, CounterRow};
 use crate::store::{DbConnection, StoreError};
@@ -22,18 +19,6 @@ pub struct Limits {
     pub per_ip: Option<BucketPolicy>,
 }
 
-/// The row key of one throttled thing: a digest, so that the table holds
-/// no usernames or addresses.
-pub(super) fn key(kind: &str, parts: &[&str]) -> String {
-    let mut digest = Sha256::new_with_prefix(b"otpgate/throttle/v1\0");
-    digest.update(kind.as_bytes());
-    for part in parts {
-        digest.update(b"\0");
-        digest.update(part.as_bytes());
-    }
-    hex(&digest.finalize())
-}
-
 impl From<CounterRow> for FailureCounter {
     fn from(row: CounterRow) -> Self {
         Self {
@@ -43,6 +28,7 @@ impl From<CounterRow> for FailureCounter {
             lockouts: row.lockouts,
             window_start: row.window_start,
             window_failures: row.window_failures,
+            previous_window_failures: row.previous_window_failures,
         }
     }
 }
@@ -56,6 +42,7 @@ impl From<FailureCounter> for CounterRow {
             lockouts: counter.lockouts,
             window_start: counter.window_start,
             window_failures: counter.window_failures,
+            previous_window_failures: counter.previous_window_failures,
         }
     }
 }
@@ -96,6 +83,30 @@ pub(super) fn reserve(
     let counted = counter.count_failure(policy, now).map_err(too_many)?;
     save(conn, key, counter, counted.counter)?;
     Ok(counted.locked)
+}
+
+/// Counts a failure that must not be refused (see
+/// [`FailureCounter::add_failure`]); returns whether it started a lockout.
+pub(super) fn add_failure(
+    conn: &mut DbConnection,
+    key: &str,
+    policy: &FailurePolicy,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let counter = lock(conn, key)?;
+    let counted = counter.add_failure(policy, now);
+    save(conn, key, counter, counted.counter)?;
+    Ok(counted.locked)
+}
+
+/// Refuses while the counter at `key` refuses.
+pub(super) fn check(
+    conn: &mut DbConnection,
+    key: &str,
+    policy: &FailurePolicy,
+    now: i64,
+) -> Result<(), AuthError> {
+    lock(conn, key)?.check(policy, now).map_err(too_many)
 }
 
 /// The reserved attempt succeeded: the streak and any lockout end.

@@ -15,6 +15,8 @@ pub struct PendingRow {
     pub failed_attempts: i32,
     pub consumed_at: Option<NaiveDateTime>,
     pub expires_at: NaiveDateTime,
+    /// The login behind it carried a valid device token.
+    pub known_device: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -23,6 +25,7 @@ pub struct NewPending<'a> {
     pub jti: &'a str,
     pub user_id: &'a str,
     pub expires_at: NaiveDateTime,
+    pub known_device: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, pending: &NewPending<'_>) -> Result<(), StoreError> {

@@ -21,6 +21,7 @@ diesel::table! {
         failed_attempts -> Integer,
         consumed_at -> Nullable<Timestamp>,
         expires_at -> Timestamp,
+        known_device -> Bool,
     }
 }
 
@@ -82,8 +83,27 @@ diesel::table! {
         lockouts -> Integer,
         window_start -> BigInt,
         window_failures -> Integer,
+        previous_window_failures -> Integer,
     }
 }
+
+diesel::table! {
+    device_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    check_claims (key) {
+        key -> Text,
+        held_until -> BigInt,
+    }
+}
+
+diesel::joinable!(device_tokens -> users (user_id));
 
 diesel::table! {
     rate_buckets (key) {
@@ -102,4 +122,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     failure_counters,
     rate_buckets,
+    device_tokens,
+    check_claims,
 );

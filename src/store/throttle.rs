@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{failure_counters, rate_buckets};
+use super::schema::{check_claims, failure_counters, rate_buckets};
 use super::{DbConnection, StoreError};
 
 #[derive(Debug, Clone, Copy, Queryable, Selectable, AsChangeset)]
@@ -16,6 +16,7 @@ pub struct CounterRow {
     pub lockouts: i32,
     pub window_start: i64,
     pub window_failures: i32,
+    pub previous_window_failures: i32,
 }
 
 /// The counter for `key` (zeros if new), locked for this transaction.
@@ -105,4 +106,31 @@ pub fn delete_idle(conn: &mut DbConnection, before: i64) -> Result<usize, StoreE
         diesel::delete(rate_buckets::table.filter(rate_buckets::refilled_at.lt(before as f64)))
             .execute(conn)?;
     Ok(counters + buckets)
+}
+
+/// Claims `key` until `until` (Unix seconds) unless a live claim holds it;
+/// true when claimed. One statement decides, so of two racing claimants
+/// on any instance one wins.
+pub fn claim(conn: &mut DbConnection, key: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+    let insert = diesel::insert_into(check_claims::table).values((
+        check_claims::key.eq(key),
+        check_claims::held_until.eq(0_i64),
+    ));
+    match conn {
+        DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        DbConnection::Sqlite(sqlite) => insert.on_conflict_do_nothing().execute(sqlite)?,
+    };
+    let claimed = diesel::update(
+        check_claims::table
+            .find(key)
+            .filter(check_claims::held_until.le(now)),
+    )
+    .set(check_claims::held_until.eq(until))
+    .execute(conn)?;
+    Ok(claimed == 1)
+}
+
+pub fn release_claim(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
+    diesel::delete(check_claims::table.find(key)).execute(conn)?;
+    Ok(())
 }

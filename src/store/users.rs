@@ -145,19 +145,20 @@ pub fn sealed_under_other_keys(
         .load(conn)?)
 }
 
-/// Replaces a sealed secret if it is still the one under `old_key_id`
-/// (a concurrent disable or re-enrolment wins); returns whether it was.
+/// Replaces a sealed secret if it is still `old_sealed_secret` (a
+/// concurrent disable or re-enrolment wins, even under the same key);
+/// returns whether it was.
 pub fn reseal_secret(
     conn: &mut DbConnection,
     user_id: &str,
-    old_key_id: &str,
+    old_sealed_secret: &[u8],
     sealed_secret: &[u8],
     key_id: &str,
 ) -> Result<bool, StoreError> {
     let updated = diesel::update(
         users::table
             .filter(users::id.eq(user_id))
-            .filter(users::totp_key_id.eq(old_key_id)),
+            .filter(users::totp_secret.eq(old_sealed_secret)),
     )
     .set((
         users::totp_secret.eq(sealed_secret),

@@ -223,7 +223,7 @@ async fn per_ip_requests_are_rate_limited(backend: Backend) {
     let response = post_from(&app, client, "/api/v1/auth/login", credentials(&name)).await;
     let retry = assert_throttled(response).await;
     assert_eq!(retry, 2, "30 a minute: one every 2 s");
-    // Other clients, other endpoints and loopback clients are not counted.
+    // Other clients and other endpoints are not counted.
     let response = post_from(
         &app,
         "198.51.100.8",
@@ -233,9 +233,6 @@ async fn per_ip_requests_are_rate_limited(backend: Backend) {
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
-    for _ in 0..5 {
-        app.login(&name).await;
-    }
     app.clock.advance(chrono::Duration::seconds(2));
     let response = post_from(&app, client, "/api/v1/auth/login", credentials(&name)).await;
     assert_eq!(response.status(), StatusCode::OK);

@@ -3,8 +3,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{PendingTokenResponse, TokenResponse, User};
+use crate::auth::opaque_token::{DeviceToken, RefreshToken};
 use crate::auth::password::Password;
-use crate::auth::refresh::RefreshToken;
 use crate::auth::username::Username;
 use crate::http::extract::{AccessSession, Client, JsonObject};
 use crate::http::problem::{
@@ -100,6 +100,13 @@ pub struct LoginRequest {
     pub username: String,
     #[schema(min_length = 1, example = "correct horse battery staple")]
     pub password: String,
+    /// The `device_token` of an earlier token response for this user, if
+    /// the client kept one: its login is then throttled only on this
+    /// device's own failures, so an attacker who spends the username's
+    /// hourly cap cannot lock the owner out. An unknown, expired, revoked
+    /// or other user's device token is ignored as if absent.
+    #[schema(example = "Zp4n0x7kq1T3mHn0b2yqG6cX8cE4Fh7V0pW9sK2aJd5")]
+    pub device_token: Option<String>,
 }
 
 /// Check a password.
@@ -133,9 +140,13 @@ pub async fn login(
     let mut fields = body.into_fields();
     let username = fields.text("username");
     let password = fields.text("password");
+    // A device token of the wrong shape is as unknown as any other: ignored.
+    let device = fields
+        .optional_text("device_token")
+        .and_then(|raw| DeviceToken::parse(&raw).ok());
     let (username, password) = fields.finish(username.zip(password))?;
     let grant = auth
-        .login(&username, Password::offered(&password), client.0)
+        .login(&username, Password::offered(&password), device, client.0)
         .await?;
     Ok(HttpResponse::Ok().json(PendingTokenResponse::from(grant)))
 }

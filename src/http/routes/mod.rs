@@ -121,6 +121,18 @@ pub struct TokenResponse {
         example = json!(["7k3md-x9q2p", "m2c8v-0gq4t", "a9f3k-pz7rd", "4hx2b-nw8cs", "t0e5j-6yvq1", "kq9wz-3m7fa", "r8d1c-xb5ne", "5vj0t-hk2wg", "ez4n6-c1sy9", "b3w7q-dk0mp"])
     )]
     pub recovery_codes: Option<Vec<String>>,
+    /// Opaque, long-lived (a year by default): present on a verify or
+    /// recover whose login carried no valid device token. Keep it (local
+    /// storage, keychain) and send it with later logins as `device_token`,
+    /// so that throttling aimed at this username never locks this device
+    /// out. It dies with a password change, `/2fa/disable` and account
+    /// deletion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(
+        nullable = false,
+        example = "Zp4n0x7kq1T3mHn0b2yqG6cX8cE4Fh7V0pW9sK2aJd5"
+    )]
+    pub device_token: Option<String>,
 }
 
 impl From<TokenGrant> for TokenResponse {
@@ -132,6 +144,7 @@ impl From<TokenGrant> for TokenResponse {
             refresh_token: grant.refresh_token.as_str().to_owned(),
             refresh_expires_in: grant.refresh_expires_in,
             recovery_codes: grant.recovery_codes,
+            device_token: grant.device_token.map(|token| token.as_str().to_owned()),
         }
     }
 }
