@@ -5,6 +5,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::paths::{HEALTHZ, ME};
 use crate::helpers::*;
 
 fn otpgate(app: &TestApp, args: &[&str]) -> (bool, String, String) {
@@ -44,7 +45,7 @@ async fn admin_commands_act_on_a_real_account(app: TestApp) {
     assert!(ok, "{err}");
     assert!(out.contains("revoked 1 live session"), "{out}");
     assert_problem(
-        app.get("/api/v1/me", Some(user.access_token())).await,
+        app.get(ME, Some(user.access_token())).await,
         401,
         "invalid_token",
     )
@@ -77,7 +78,7 @@ async fn admin_commands_fail_for_an_unknown_user(app: TestApp) {
         );
     }
     // The server is untouched.
-    let response = app.get("/healthz", None).await;
+    let response = app.get(HEALTHZ, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let _: Value = response.json().await.unwrap();
 }

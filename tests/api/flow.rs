@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::helpers::paths::{LOGIN, LOGOUT, ME, REGISTER, SETUP, VERIFY};
 use crate::helpers::*;
 
 async fn happy_path(app: TestApp) {
@@ -46,7 +47,7 @@ async fn happy_path(app: TestApp) {
     assert_eq!(decode_qr(&png), uri, "the QR code encodes exactly the URI");
 
     // /me refuses the pending token until the second factor is done.
-    let response = app.get("/api/v1/me", Some(pending)).await;
+    let response = app.get(ME, Some(pending)).await;
     assert_problem(response, 403, "two_factor_required").await;
 
     let response = app.verify(pending, &app.code(secret, 0)).await;
@@ -56,7 +57,7 @@ async fn happy_path(app: TestApp) {
     assert_eq!(tokens["expires_in"], 900);
     let access = tokens["access_token"].as_str().unwrap();
 
-    let response = app.get("/api/v1/me", Some(access)).await;
+    let response = app.get(ME, Some(access)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["id"], registered["user"]["id"]);
@@ -68,20 +69,16 @@ async fn happy_path(app: TestApp) {
     let response = app.verify(pending, &app.code(secret, 1)).await;
     assert_problem(response, 401, "invalid_token").await;
 
-    let response = app
-        .request(Method::POST, "/api/v1/auth/logout", Some(access), None)
-        .await;
+    let response = app.request(Method::POST, LOGOUT, Some(access), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = app.get("/api/v1/me", Some(access)).await;
+    let response = app.get(ME, Some(access)).await;
     assert_problem(response, 401, "invalid_token").await;
 
     // Next login asks for a code, and a fresh code opens a new session.
     let login = app.login(&name).await;
     assert_eq!(login["next_step"], "verify_2fa");
     let pending = login["pending_token"].as_str().unwrap();
-    let response = app
-        .request(Method::POST, "/api/v1/2fa/setup", Some(pending), None)
-        .await;
+    let response = app.request(Method::POST, SETUP, Some(pending), None).await;
     assert_problem(response, 409, "two_factor_already_enabled").await;
     app.advance_steps(1);
     let response = app.verify(pending, &app.code(secret, 0)).await;
@@ -122,10 +119,7 @@ async fn codes_one_step_either_side_are_accepted(app: TestApp) {
         let name = unique_name("drift");
         let registered = app.register(&name).await;
         let pending = registered["pending_token"].as_str().unwrap();
-        let secret = app.setup(pending).await["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let secret = app.setup_secret(pending).await;
         let response = app.verify(pending, &app.code(&secret, offset)).await;
         assert_eq!(response.status(), StatusCode::OK, "offset {offset}");
     }
@@ -134,10 +128,7 @@ async fn codes_one_step_either_side_are_accepted(app: TestApp) {
 async fn codes_two_steps_away_are_refused(app: TestApp) {
     let registered = app.register(&unique_name("far")).await;
     let pending = registered["pending_token"].as_str().unwrap();
-    let secret = app.setup(pending).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = app.setup_secret(pending).await;
     let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
     for offset in [-2, 2] {
         let code = app.code(&secret, offset);
@@ -208,10 +199,7 @@ async fn twenty_parallel_submissions_of_one_code_succeed_once(app: TestApp) {
 async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) {
     let registered = app.register(&unique_name("race1")).await;
     let pending = registered["pending_token"].as_str().unwrap().to_owned();
-    let secret = app.setup(&pending).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = app.setup_secret(&pending).await;
     let codes: Vec<String> = (-1..=1).map(|offset| app.code(&secret, offset)).collect();
     let app = std::sync::Arc::new(app);
     let attempts: Vec<_> = (0..20)
@@ -234,10 +222,7 @@ async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) 
 async fn five_wrong_codes_kill_the_pending_token(app: TestApp) {
     let registered = app.register(&unique_name("guess")).await;
     let pending = registered["pending_token"].as_str().unwrap();
-    let secret = app.setup(pending).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = app.setup_secret(pending).await;
     let right = app.code(&secret, 0);
     let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
     let wrong = (0..1_000_000)
@@ -250,9 +235,7 @@ async fn five_wrong_codes_kill_the_pending_token(app: TestApp) {
     }
     let response = app.verify(pending, &right).await;
     assert_problem(response, 401, "invalid_token").await;
-    let response = app
-        .request(Method::POST, "/api/v1/2fa/setup", Some(pending), None)
-        .await;
+    let response = app.request(Method::POST, SETUP, Some(pending), None).await;
     assert_problem(response, 401, "invalid_token").await;
 }
 
@@ -268,9 +251,7 @@ async fn code_format_is_validated(app: TestApp) {
         json!("１２３４５６"),
         json!(null),
     ] {
-        let response = app
-            .post("/api/v1/2fa/verify", Some(pending), json!({"code": bad}))
-            .await;
+        let response = app.post(VERIFY, Some(pending), json!({"code": bad})).await;
         let body = assert_problem(response, 422, "validation_failed").await;
         assert_eq!(body["errors"][0]["field"], "code", "{bad}");
     }
@@ -281,7 +262,7 @@ async fn long_passwords_are_not_truncated(app: TestApp) {
     let prefix = "p".repeat(72);
     let response = app
         .post(
-            "/api/v1/auth/register",
+            REGISTER,
             None,
             json!({"username": name, "password": format!("{prefix}-one")}),
         )
@@ -289,7 +270,7 @@ async fn long_passwords_are_not_truncated(app: TestApp) {
     assert_eq!(response.status(), StatusCode::CREATED);
     let response = app
         .post(
-            "/api/v1/auth/login",
+            LOGIN,
             None,
             json!({"username": name, "password": format!("{prefix}-two")}),
         )
@@ -297,7 +278,7 @@ async fn long_passwords_are_not_truncated(app: TestApp) {
     assert_problem(response, 401, "invalid_credentials").await;
     let response = app
         .post(
-            "/api/v1/auth/login",
+            LOGIN,
             None,
             json!({"username": name.to_uppercase(), "password": format!("{prefix}-one")}),
         )
@@ -311,13 +292,7 @@ async fn long_passwords_are_not_truncated(app: TestApp) {
 
 async fn a_failed_registration_writes_nothing(app: TestApp) {
     let name = unique_name("atomic");
-    let response = app
-        .post(
-            "/api/v1/auth/register",
-            None,
-            json!({"username": name, "password": "short"}),
-        )
-        .await;
+    let response = app.post_credentials(REGISTER, &name, "short").await;
     assert_problem(response, 422, "validation_failed").await;
     // The name is still free.
     app.register(&name).await;

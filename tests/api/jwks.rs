@@ -7,10 +7,11 @@ use jsonwebtoken::{
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::helpers::paths::{JWKS, ME};
 use crate::helpers::*;
 
 async fn hs256_publishes_no_keys(app: TestApp) {
-    let response = app.get("/.well-known/jwks.json", None).await;
+    let response = app.get(JWKS, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, serde_json::json!({"keys": []}));
@@ -36,17 +37,9 @@ async fn eddsa_tokens_verify_with_only_the_jwks(backend: Backend) {
     };
     let user = app.enrolled_user(&unique_name("eddsa")).await;
     let access = user.access_token();
-    assert_eq!(
-        app.get("/api/v1/me", Some(access)).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get(ME, Some(access)).await.status(), StatusCode::OK);
 
-    let body: Value = app
-        .get("/.well-known/jwks.json", None)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get(JWKS, None).await.json().await.unwrap();
     let set: JwkSet = serde_json::from_value(body.clone()).expect("a JWK set");
     assert_eq!(set.keys.len(), 1);
     assert_eq!(body["keys"][0]["kty"], "OKP");
@@ -77,12 +70,7 @@ async fn eddsa_tokens_verify_with_only_the_jwks(backend: Backend) {
         &EncodingKey::from_secret(x.as_bytes()),
     )
     .unwrap();
-    assert_problem(
-        app.get("/api/v1/me", Some(&forged)).await,
-        401,
-        "invalid_token",
-    )
-    .await;
+    assert_problem(app.get(ME, Some(&forged)).await, 401, "invalid_token").await;
 }
 
 on_both_backends_with_own_settings!(eddsa_tokens_verify_with_only_the_jwks);

@@ -5,6 +5,10 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::helpers::jwt::claims;
+use crate::helpers::paths::{
+    DISABLE, EVENTS, LOGIN, LOGOUT, ME, RECOVER, RECOVERY_CODES, REFRESH, VERIFY,
+};
 use crate::helpers::*;
 
 fn recovery_codes(tokens: &Value) -> Vec<String> {
@@ -16,36 +20,10 @@ fn recovery_codes(tokens: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn recover(app: &TestApp, username: &str, code: &str) -> reqwest::Response {
-    let login = app.login(username).await;
-    let pending = login["pending_token"].as_str().unwrap().to_owned();
-    app.post(
-        "/api/v1/2fa/recover",
-        Some(&pending),
-        json!({"recovery_code": code}),
-    )
-    .await
-}
-
 /// `POST /auth/refresh` with `token` (any JSON value, to probe bad ones).
 async fn refresh(app: &TestApp, token: Value) -> reqwest::Response {
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": token}),
-    )
-    .await
-}
-
-fn claims(token: &str) -> Value {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    app.post(REFRESH, None, json!({"refresh_token": token}))
+        .await
 }
 
 async fn first_verification_returns_ten_recovery_codes_once(app: TestApp) {
@@ -75,7 +53,7 @@ async fn a_recovery_code_signs_in_once(app: TestApp) {
     let codes = recovery_codes(&user.tokens);
     // Case and dash do not matter.
     let typed = codes[0].to_uppercase().replace('-', "");
-    let response = recover(&app, &user.username, &typed).await;
+    let response = app.recover(&user.username, &typed).await;
     assert_eq!(response.status(), StatusCode::OK);
     let tokens: Value = response.json().await.unwrap();
     assert_eq!(
@@ -83,14 +61,14 @@ async fn a_recovery_code_signs_in_once(app: TestApp) {
         json!(["pwd", "recovery_code"])
     );
     assert!(tokens.get("recovery_codes").is_none());
-    let response = app.get("/api/v1/me", tokens["access_token"].as_str()).await;
+    let response = app.get(ME, tokens["access_token"].as_str()).await;
     assert_eq!(response.status(), StatusCode::OK);
 
-    let response = recover(&app, &user.username, &codes[0]).await;
+    let response = app.recover(&user.username, &codes[0]).await;
     assert_problem(response, 401, "invalid_recovery_code").await;
-    let response = recover(&app, &user.username, "aaaaa-aaaaa").await;
+    let response = app.recover(&user.username, "aaaaa-aaaaa").await;
     assert_problem(response, 401, "invalid_recovery_code").await;
-    let response = recover(&app, &user.username, &codes[1]).await;
+    let response = app.recover(&user.username, &codes[1]).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -104,13 +82,9 @@ async fn a_recovery_code_raced_twice_succeeds_once(app: TestApp) {
         let pending = login["pending_token"].as_str().unwrap().to_owned();
         let (app, code) = (app.clone(), code.clone());
         attempts.push(tokio::spawn(async move {
-            app.post(
-                "/api/v1/2fa/recover",
-                Some(&pending),
-                json!({"recovery_code": code}),
-            )
-            .await
-            .status()
+            app.post(RECOVER, Some(&pending), json!({"recovery_code": code}))
+                .await
+                .status()
         }));
     }
     let mut statuses = Vec::new();
@@ -128,7 +102,7 @@ async fn wrong_recovery_codes_count_toward_the_pending_limit(app: TestApp) {
     for _ in 0..3 {
         let response = app
             .post(
-                "/api/v1/2fa/recover",
+                RECOVER,
                 Some(pending),
                 json!({"recovery_code": "zzzzz-zzzzz"}),
             )
@@ -146,40 +120,32 @@ async fn wrong_recovery_codes_count_toward_the_pending_limit(app: TestApp) {
     assert_problem(response, 401, "invalid_token").await;
 }
 
+/// `POST /2fa/recovery-codes` for `user`, confirmed with `code`.
+async fn regenerate_codes(app: &TestApp, user: &EnrolledUser, code: &str) -> reqwest::Response {
+    app.post(
+        RECOVERY_CODES,
+        Some(user.access_token()),
+        json!({"code": code}),
+    )
+    .await
+}
+
 async fn regenerating_codes_kills_the_old_ones(app: TestApp) {
     let user = app.enrolled_user(&unique_name("regen")).await;
     let old = recovery_codes(&user.tokens);
-    let response = app
-        .post(
-            "/api/v1/2fa/recovery-codes",
-            Some(user.access_token()),
-            json!({"code": "12345"}),
-        )
-        .await;
+    let response = regenerate_codes(&app, &user, "12345").await;
     assert_problem(response, 422, "validation_failed").await;
-    let response = app
-        .post(
-            "/api/v1/2fa/recovery-codes",
-            Some(user.access_token()),
-            json!({"code": app.code(&user.secret, 0)}),
-        )
-        .await;
+    let response = regenerate_codes(&app, &user, &app.code(&user.secret, 0)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let new = recovery_codes(&response.json().await.unwrap());
     assert_eq!(new.len(), 10);
     assert!(new.iter().all(|code| !old.contains(code)));
-    let response = recover(&app, &user.username, &old[0]).await;
+    let response = app.recover(&user.username, &old[0]).await;
     assert_problem(response, 401, "invalid_recovery_code").await;
-    let response = recover(&app, &user.username, &new[0]).await;
+    let response = app.recover(&user.username, &new[0]).await;
     assert_eq!(response.status(), StatusCode::OK);
     // The code used to regenerate cannot be used again.
-    let response = app
-        .post(
-            "/api/v1/2fa/recovery-codes",
-            Some(user.access_token()),
-            json!({"code": app.code(&user.secret, 0)}),
-        )
-        .await;
+    let response = regenerate_codes(&app, &user, &app.code(&user.secret, 0)).await;
     assert_problem(response, 401, "invalid_otp").await;
 }
 
@@ -199,17 +165,14 @@ async fn refresh_rotates_and_detects_reuse(app: TestApp) {
     assert_eq!(new_claims["sid"], old_claims["sid"]);
     assert_eq!(new_claims["amr"], json!(["pwd", "otp"]));
     assert_eq!(new_claims["aal"], "aal2");
-    assert_eq!(
-        app.get("/api/v1/me", Some(access)).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.get(ME, Some(access)).await.status(), StatusCode::OK);
 
     // The first token again: reuse. The whole session dies, new tokens too.
     let response = refresh(&app, json!(first)).await;
     assert_problem(response, 401, "invalid_token").await;
     let response = refresh(&app, json!(second_refresh)).await;
     assert_problem(response, 401, "invalid_token").await;
-    let response = app.get("/api/v1/me", Some(access)).await;
+    let response = app.get(ME, Some(access)).await;
     assert_problem(response, 401, "invalid_token").await;
 
     // It shows in the security log, seen from a new session.
@@ -233,12 +196,7 @@ async fn refresh_refuses_garbage_and_logged_out_sessions(app: TestApp) {
 
     let user = app.enrolled_user(&unique_name("logoutrefresh")).await;
     let response = app
-        .request(
-            Method::POST,
-            "/api/v1/auth/logout",
-            Some(user.access_token()),
-            None,
-        )
+        .request(Method::POST, LOGOUT, Some(user.access_token()), None)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let response = refresh(&app, json!(user.tokens["refresh_token"])).await;
@@ -248,7 +206,8 @@ async fn refresh_refuses_garbage_and_logged_out_sessions(app: TestApp) {
 async fn refresh_keeps_the_recovery_amr(app: TestApp) {
     let user = app.enrolled_user(&unique_name("amr")).await;
     let code = recovery_codes(&user.tokens)[0].clone();
-    let tokens: Value = recover(&app, &user.username, &code)
+    let tokens: Value = app
+        .recover(&user.username, &code)
         .await
         .json()
         .await
@@ -271,7 +230,7 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
     let token = Some(user.access_token());
     let response = app
         .post(
-            "/api/v1/2fa/disable",
+            DISABLE,
             token,
             json!({"password": "wrong password!", "code": app.code(&user.secret, 0)}),
         )
@@ -279,7 +238,7 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
     assert_problem(response, 401, "invalid_credentials").await;
     let response = app
         .post(
-            "/api/v1/2fa/disable",
+            DISABLE,
             token,
             json!({"password": PASSWORD, "code": "000000"}),
         )
@@ -288,7 +247,7 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
         assert_problem(response, 401, "invalid_otp").await;
         let response = app
             .post(
-                "/api/v1/2fa/disable",
+                DISABLE,
                 token,
                 json!({"password": PASSWORD, "code": app.code(&user.secret, 0)}),
             )
@@ -300,17 +259,14 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
         user.access_token(),
         other_session["access_token"].as_str().unwrap(),
     ] {
-        assert_problem(
-            app.get("/api/v1/me", Some(access)).await,
-            401,
-            "invalid_token",
-        )
-        .await;
+        assert_problem(app.get(ME, Some(access)).await, 401, "invalid_token").await;
     }
     let response = refresh(&app, json!(other_session["refresh_token"])).await;
     assert_problem(response, 401, "invalid_token").await;
     // Recovery codes died with the secret.
-    let response = recover(&app, &user.username, &recovery_codes(&user.tokens)[0]).await;
+    let response = app
+        .recover(&user.username, &recovery_codes(&user.tokens)[0])
+        .await;
     assert_problem(response, 401, "invalid_recovery_code").await;
 
     let login = app.login(&user.username).await;
@@ -332,19 +288,10 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
 async fn the_security_log_lists_events_newest_first(app: TestApp) {
     let name = unique_name("log");
     let registered = app.register(&name).await;
-    let response = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"username": name, "password": "not the password"}),
-        )
-        .await;
+    let response = app.post_credentials(LOGIN, &name, "not the password").await;
     assert_problem(response, 401, "invalid_credentials").await;
     let pending = registered["pending_token"].as_str().unwrap();
-    let secret = app.setup(pending).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = app.setup_secret(pending).await;
     let near = [-1, 0, 1].map(|offset| app.code(&secret, offset));
     let wrong = if near.contains(&"000000".to_owned()) {
         "111111"
@@ -354,7 +301,7 @@ async fn the_security_log_lists_events_newest_first(app: TestApp) {
     assert_problem(app.verify(pending, wrong).await, 401, "invalid_otp").await;
     let response = app
         .client
-        .post(app.url("/api/v1/2fa/verify"))
+        .post(app.url(VERIFY))
         .bearer_auth(pending)
         .header("user-agent", "log-test/1.0")
         .json(&json!({"code": app.code(&secret, 0)}))
@@ -363,7 +310,7 @@ async fn the_security_log_lists_events_newest_first(app: TestApp) {
         .unwrap();
     let tokens: Value = response.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
-    let response = app.get("/api/v1/me/events", Some(access)).await;
+    let response = app.get(EVENTS, Some(access)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
     let events = body["events"].as_array().unwrap();
@@ -386,9 +333,7 @@ async fn the_security_log_lists_events_newest_first(app: TestApp) {
     let text = body.to_string();
     assert!(!text.contains(&secret) && !text.contains(PASSWORD));
 
-    let response = app
-        .request(Method::POST, "/api/v1/auth/logout", Some(access), None)
-        .await;
+    let response = app.request(Method::POST, LOGOUT, Some(access), None).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let pending = app.login(&name).await["pending_token"]
         .as_str()
@@ -413,9 +358,7 @@ async fn the_security_log_shows_at_most_fifty(app: TestApp) {
         let tokens = app.sign_in(&user).await;
         app.advance_steps(1);
         access = tokens["access_token"].as_str().unwrap().to_owned();
-        let response = app
-            .request(Method::POST, "/api/v1/auth/logout", Some(&access), None)
-            .await;
+        let response = app.request(Method::POST, LOGOUT, Some(&access), None).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     let tokens = app.sign_in(&user).await;

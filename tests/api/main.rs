@@ -6,11 +6,15 @@
 mod helpers;
 
 mod admin;
+mod bearer;
+mod bodies;
 mod flow;
-mod http_errors;
+mod forgery;
+mod headers;
 mod jwks;
 mod lifecycle;
 mod openapi;
+mod routing;
 mod security;
 mod throttling;
 mod tokens;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::helpers::paths::{DOCS, OPENAPI};
 use crate::helpers::{Backend, TestApp};
 
 const REGENERATE: &str = "cargo run -q -- openapi > openapi/openapi.json";
@@ -22,7 +23,7 @@ async fn sqlite_app() -> TestApp {
 }
 
 async fn served_document(app: &TestApp) -> String {
-    let response = app.get("/openapi.json", None).await;
+    let response = app.get(OPENAPI, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()["content-type"].to_str().unwrap(),
@@ -214,7 +215,7 @@ async fn operations_document_every_status_they_can_give() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interactive_docs_are_served_from_the_binary() {
     let app = sqlite_app().await;
-    for path in ["/docs", "/docs/"] {
+    for path in [DOCS, "/docs/"] {
         let response = app.get(path, None).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         assert!(
@@ -228,7 +229,7 @@ async fn interactive_docs_are_served_from_the_binary() {
         let page = response.text().await.unwrap();
         assert!(page.contains("swagger-ui"), "{path}: {page}");
     }
-    let page = app.get("/docs", None).await.text().await.unwrap();
+    let page = app.get(DOCS, None).await.text().await.unwrap();
     assert!(page.contains(r#"<base href="/docs/""#), "{page}");
     // Every asset the page loads is served locally (no CDN).
     for asset in [

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::helpers::paths::{HEALTHZ, LOGIN, READYZ, REFRESH};
 use crate::helpers::*;
 
 #[derive(QueryableByName)]
@@ -53,7 +54,7 @@ async fn a_database_copy_reveals_no_secret(app: TestApp) {
     let user = app.enrolled_user(&unique_name("dump")).await;
     let refreshed: Value = app
         .post(
-            "/api/v1/auth/refresh",
+            REFRESH,
             None,
             json!({"refresh_token": user.tokens["refresh_token"]}),
         )
@@ -142,17 +143,7 @@ async fn rotating_the_encryption_key_keeps_everyone_enrolled(app: TestApp) {
     rotated.sign_in(&user).await;
     // Old recovery codes need the old key as a previous key.
     let code = user.tokens["recovery_codes"][0].as_str().unwrap();
-    let pending = rotated.login(&user.username).await["pending_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let response = rotated
-        .post(
-            "/api/v1/2fa/recover",
-            Some(&pending),
-            json!({"recovery_code": code}),
-        )
-        .await;
+    let response = rotated.recover(&user.username, code).await;
     assert_problem(response, 401, "invalid_recovery_code").await;
     let both = app
         .spawn_sibling_with(&[
@@ -160,17 +151,7 @@ async fn rotating_the_encryption_key_keeps_everyone_enrolled(app: TestApp) {
             ("OTPGATE_PREVIOUS_ENCRYPTION_KEYS", &old_key),
         ])
         .await;
-    let pending = both.login(&user.username).await["pending_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let response = both
-        .post(
-            "/api/v1/2fa/recover",
-            Some(&pending),
-            json!({"recovery_code": code}),
-        )
-        .await;
+    let response = both.recover(&user.username, code).await;
     assert_eq!(response.status(), StatusCode::OK);
     // A second rotation finds nothing left to do.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_otpgate"))
@@ -185,10 +166,11 @@ async fn rotating_the_encryption_key_keeps_everyone_enrolled(app: TestApp) {
 }
 
 async fn a_slow_client_is_cut_off(app: TestApp) {
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut socket = tokio::net::TcpStream::connect(raw_http::host(&app))
+        .await
+        .unwrap();
     socket
-        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: otpgate\r\n")
+        .write_all(format!("POST {LOGIN} HTTP/1.1\r\nHost: otpgate\r\n").as_bytes())
         .await
         .unwrap();
     let started = Instant::now();
@@ -218,7 +200,7 @@ async fn a_slow_client_is_cut_off(app: TestApp) {
     assert!(closed, "connection still open after {waited:?}");
     assert!(waited < Duration::from_secs(10), "cut off after {waited:?}");
     // Meanwhile the server kept serving.
-    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    assert_eq!(app.get(HEALTHZ, None).await.status(), StatusCode::OK);
 }
 
 on_both_backends!(
@@ -234,7 +216,7 @@ async fn a_lost_database_is_503() {
         eprintln!("OTPGATE_TEST_POSTGRES_URL unset: not run");
         return;
     };
-    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+    assert_eq!(app.get(READYZ, None).await.status(), StatusCode::OK);
     let admin_url = std::env::var("OTPGATE_TEST_POSTGRES_URL").unwrap();
     let name = app.database_url.rsplit('/').next().unwrap().to_owned();
     tokio::task::spawn_blocking(move || {
@@ -245,18 +227,12 @@ async fn a_lost_database_is_503() {
     })
     .await
     .unwrap();
-    assert_problem(app.get("/readyz", None).await, 503, "service_unavailable").await;
-    let response = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"username": "someone", "password": PASSWORD}),
-        )
-        .await;
+    assert_problem(app.get(READYZ, None).await, 503, "service_unavailable").await;
+    let response = app.post_credentials(LOGIN, "someone", PASSWORD).await;
     let body = assert_problem(response, 503, "service_unavailable").await;
     assert!(
         !body.to_string().contains("database"),
         "no internals leaked: {body}"
     );
-    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    assert_eq!(app.get(HEALTHZ, None).await.status(), StatusCode::OK);
 }

@@ -4,6 +4,7 @@
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::helpers::paths::{HEALTHZ, LOGIN, RECOVER, REGISTER};
 use crate::helpers::*;
 
 /// Five codes that are wrong now (none within a step of the current one).
@@ -56,7 +57,7 @@ async fn code_guessing_stops_at_the_sixth_try_across_tokens_and_instances(app: T
     assert!((55..=60).contains(&retry), "Retry-After {retry}");
     let response = app
         .post(
-            "/api/v1/2fa/recover",
+            RECOVER,
             Some(&tokens[2]),
             json!({"recovery_code": "aaaaa-bbbbb"}),
         )
@@ -109,23 +110,11 @@ async fn password_guessing_is_throttled_per_user_and_client(app: TestApp) {
     let name = unique_name("pwd");
     app.register(&name).await;
     for _ in 0..5 {
-        let response = app
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"username": name, "password": "wrong password"}),
-            )
-            .await;
+        let response = app.post_credentials(LOGIN, &name, "wrong password").await;
         assert_problem(response, 401, "invalid_credentials").await;
     }
     // Locked for this client, right password or not.
-    let response = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"username": name, "password": PASSWORD}),
-        )
-        .await;
+    let response = app.post_credentials(LOGIN, &name, PASSWORD).await;
     let retry = assert_throttled(response).await;
     assert!((55..=60).contains(&retry));
     // Another account from the same client is not affected.
@@ -146,13 +135,7 @@ async fn unknown_usernames_are_throttled_like_real_ones(app: TestApp) {
         let mut statuses = Vec::new();
         let mut bodies = Vec::new();
         for _ in 0..6 {
-            let response = app
-                .post(
-                    "/api/v1/auth/login",
-                    None,
-                    json!({"username": name, "password": "wrong password"}),
-                )
-                .await;
+            let response = app.post_credentials(LOGIN, name, "wrong password").await;
             statuses.push(response.status().as_u16());
             let retry = response.headers().get("retry-after").cloned();
             let body: Value = response.json().await.unwrap();
@@ -181,10 +164,7 @@ async fn post_from(app: &TestApp, ip: &str, path: &str, body: Value) -> Response
 /// The `ip` of the newest `registered` event of a user registered just now.
 async fn registered_from(app: &TestApp, registered: Value) -> Value {
     let pending = registered["pending_token"].as_str().unwrap();
-    let secret = app.setup(pending).await["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = app.setup_secret(pending).await;
     let tokens: Value = app
         .verify(pending, &app.code(&secret, 0))
         .await
@@ -208,11 +188,7 @@ async fn per_ip_requests_are_rate_limited(backend: Backend) {
     let client = "198.51.100.7";
     let credentials = |name: &str| json!({"username": name, "password": PASSWORD});
     let name = unique_name("ip");
-    for path in [
-        "/api/v1/auth/register",
-        "/api/v1/auth/login",
-        "/api/v1/auth/login",
-    ] {
+    for path in [REGISTER, LOGIN, LOGIN] {
         let response = post_from(&app, client, path, credentials(&name)).await;
         assert!(
             response.status().is_success(),
@@ -220,21 +196,15 @@ async fn per_ip_requests_are_rate_limited(backend: Backend) {
             response.status()
         );
     }
-    let response = post_from(&app, client, "/api/v1/auth/login", credentials(&name)).await;
+    let response = post_from(&app, client, LOGIN, credentials(&name)).await;
     let retry = assert_throttled(response).await;
     assert_eq!(retry, 2, "30 a minute: one every 2 s");
     // Other clients and other endpoints are not counted.
-    let response = post_from(
-        &app,
-        "198.51.100.8",
-        "/api/v1/auth/login",
-        credentials(&name),
-    )
-    .await;
+    let response = post_from(&app, "198.51.100.8", LOGIN, credentials(&name)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    assert_eq!(app.get(HEALTHZ, None).await.status(), StatusCode::OK);
     app.clock.advance(chrono::Duration::seconds(2));
-    let response = post_from(&app, client, "/api/v1/auth/login", credentials(&name)).await;
+    let response = post_from(&app, client, LOGIN, credentials(&name)).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -248,13 +218,13 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy(backend: Backend) {
         return;
     };
     let body = || json!({"username": unique_name("xff"), "password": PASSWORD});
-    let first = post_from(&app, "203.0.113.1", "/api/v1/auth/register", body()).await;
+    let first = post_from(&app, "203.0.113.1", REGISTER, body()).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let registered: Value = first.json().await.unwrap();
     assert_eq!(registered_from(&app, registered).await, "203.0.113.1");
-    let second = post_from(&app, "203.0.113.2", "/api/v1/auth/register", body()).await;
+    let second = post_from(&app, "203.0.113.2", REGISTER, body()).await;
     assert_eq!(second.status(), StatusCode::CREATED, "another client IP");
-    let third = post_from(&app, "203.0.113.1", "/api/v1/auth/register", body()).await;
+    let third = post_from(&app, "203.0.113.1", REGISTER, body()).await;
     assert_throttled(third).await;
 }
 
@@ -263,7 +233,7 @@ async fn forwarded_for_is_ignored_from_untrusted_peers(backend: Backend) {
         return;
     };
     let body = json!({"username": unique_name("spoof"), "password": PASSWORD});
-    let response = post_from(&app, "203.0.113.1", "/api/v1/auth/register", body).await;
+    let response = post_from(&app, "203.0.113.1", REGISTER, body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let registered: Value = response.json().await.unwrap();
     assert_eq!(

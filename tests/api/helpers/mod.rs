@@ -1,3 +1,11 @@
+//! What the integration tests share: a server per test (`TestApp`) on
+//! either backend, the sign-up and sign-in steps, problem+json and header
+//! checks; raw HTTP, token forging and the API paths in submodules.
+
+pub mod jwt;
+pub mod paths;
+pub mod raw_http;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -7,9 +15,12 @@ use hmac::{Hmac, Mac};
 use otpgate::Application;
 use otpgate::auth::ManualClock;
 use otpgate::config::{Config, Overrides};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use sha1::Sha1;
+
+use paths::{EVENTS, LOGIN, RECOVER, REGISTER, SETUP, VERIFY};
 
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -234,15 +245,19 @@ impl TestApp {
         self.request(Method::GET, path, token, None).await
     }
 
+    /// An unauthenticated POST of `{"username", "password"}`.
+    pub async fn post_credentials(&self, path: &str, username: &str, password: &str) -> Response {
+        self.post(
+            path,
+            None,
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
     /// Registers and returns the 201 body.
     pub async fn register(&self, username: &str) -> Value {
-        let response = self
-            .post(
-                "/api/v1/auth/register",
-                None,
-                json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
+        let response = self.post_credentials(REGISTER, username, PASSWORD).await;
         assert_eq!(
             response.status(),
             StatusCode::CREATED,
@@ -252,32 +267,38 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str) -> Value {
-        let response = self
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
+        let response = self.post_credentials(LOGIN, username, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK, "login {username}");
         response.json().await.unwrap()
     }
 
     pub async fn setup(&self, pending_token: &str) -> Value {
         let response = self
-            .request(Method::POST, "/api/v1/2fa/setup", Some(pending_token), None)
+            .request(Method::POST, SETUP, Some(pending_token), None)
             .await;
         assert_eq!(response.status(), StatusCode::OK, "setup");
         response.json().await.unwrap()
     }
 
+    /// Starts enrolment; the TOTP secret it hands out.
+    pub async fn setup_secret(&self, pending_token: &str) -> String {
+        self.setup(pending_token).await["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn verify(&self, pending_token: &str, code: &str) -> Response {
-        self.post(
-            "/api/v1/2fa/verify",
-            Some(pending_token),
-            json!({"code": code}),
-        )
-        .await
+        self.post(VERIFY, Some(pending_token), json!({"code": code}))
+            .await
+    }
+
+    /// Logs in and spends a recovery code instead of a TOTP code.
+    pub async fn recover(&self, username: &str, code: &str) -> Response {
+        let login = self.login(username).await;
+        let pending = login["pending_token"].as_str().unwrap();
+        self.post(RECOVER, Some(pending), json!({"recovery_code": code}))
+            .await
     }
 
     /// The code for the server clock's step plus `offset`.
@@ -312,9 +333,7 @@ impl TestApp {
 
     /// The security log seen with `tokens`' access token, newest first.
     pub async fn events(&self, tokens: &Value) -> Vec<Value> {
-        let response = self
-            .get("/api/v1/me/events", tokens["access_token"].as_str())
-            .await;
+        let response = self.get(EVENTS, tokens["access_token"].as_str()).await;
         assert_eq!(response.status(), StatusCode::OK, "events");
         let body: Value = response.json().await.unwrap();
         body["events"].as_array().expect("an events array").clone()
@@ -333,8 +352,7 @@ impl TestApp {
     pub async fn enrolled_user(&self, username: &str) -> EnrolledUser {
         let registered = self.register(username).await;
         let pending = registered["pending_token"].as_str().unwrap();
-        let setup = self.setup(pending).await;
-        let secret = setup["secret"].as_str().unwrap().to_owned();
+        let secret = self.setup_secret(pending).await;
         let response = self.verify(pending, &self.code(&secret, 0)).await;
         assert_eq!(response.status(), StatusCode::OK, "first verify");
         let tokens: Value = response.json().await.unwrap();
@@ -415,4 +433,38 @@ pub fn unique_name(prefix: &str) -> String {
         "{prefix}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
+}
+
+/// The headers the contract puts on every response, errors included.
+pub fn assert_hardened(headers: &HeaderMap, context: &str) {
+    let single = |name: &str| -> String {
+        let values: Vec<_> = headers.get_all(name).iter().collect();
+        assert_eq!(
+            values.len(),
+            1,
+            "{context}: exactly one {name} header, got {values:?}"
+        );
+        values[0].to_str().unwrap().to_owned()
+    };
+    assert_eq!(single("cache-control"), "no-store", "{context}");
+    assert_eq!(single("x-content-type-options"), "nosniff", "{context}");
+    assert_eq!(single("x-frame-options"), "DENY", "{context}");
+    let csp = single("content-security-policy");
+    assert!(
+        csp.contains("frame-ancestors 'none'"),
+        "{context}: CSP {csp:?}"
+    );
+}
+
+/// A problem+json answer with this status and code and the security headers.
+pub async fn expect_problem(response: Response, status: u16, code: &str, context: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "{context}");
+    assert_hardened(response.headers(), context);
+    assert_problem(response, status, code).await
+}
+
+/// A pending token of a freshly registered user (for /2fa/verify).
+pub async fn pending_token(app: &TestApp) -> String {
+    let registered = app.register(&unique_name("pending")).await;
+    registered["pending_token"].as_str().unwrap().to_owned()
 }
