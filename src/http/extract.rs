@@ -21,6 +21,12 @@ use crate::service::Session;
 
 /// The largest body any endpoint reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
+const _: () = assert!(BODY_LIMIT.is_multiple_of(1024), "body_limit_in_kib would round");
+
+/// [`BODY_LIMIT`] as error details and the API description state it.
+pub fn body_limit_in_kib() -> String {
+    format!("{} KiB", BODY_LIMIT / 1024)
+}
 const USER_AGENT_MAX: usize = 256;
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;

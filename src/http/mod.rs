@@ -3,74 +3,18 @@
 
 pub mod extract;
 pub mod middleware;
+pub mod openapi;
 pub mod problem;
 pub mod routes;
 
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, web};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt, scope};
 
 use problem::{ApiError, ErrorCode};
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "otpgate",
-        description = "Password + TOTP two-factor authentication as a JSON API. \
-            Register or log in to get a pending-2FA token, enrol with `/2fa/setup`, \
-            exchange a code at `/2fa/verify` for an access token. Errors are RFC 9457 \
-            `application/problem+json` with a stable `code`.",
-        license(name = "MIT", identifier = "MIT")
-    ),
-    modifiers(&BearerSchemes),
-    components(responses(
-        problem::BadRequest,
-        problem::InvalidToken,
-        problem::TwoFactorRequired,
-        problem::PayloadTooLarge,
-        problem::UnsupportedMediaType,
-        problem::ValidationFailed,
-        problem::TooManyAttempts,
-        problem::Internal,
-        problem::ServiceUnavailable,
-    )),
-    tags(
-        (name = "auth", description = "Registration, password login and sessions"),
-        (name = "two-factor", description = "TOTP enrolment and verification"),
-        (name = "account", description = "The signed-in user"),
-        (name = "system", description = "Health, readiness, token keys and this documentation")
-    )
-)]
-struct ApiDoc;
-
-struct BearerSchemes;
-
-impl Modify for BearerSchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        let scheme = |description: &str| {
-            let mut http = Http::new(HttpAuthScheme::Bearer);
-            http.bearer_format = Some("JWT".into());
-            http.description = Some(description.into());
-            SecurityScheme::Http(http)
-        };
-        components.add_security_scheme(
-            "pending_token",
-            scheme(
-                "Pending-2FA JWT from register or login: good only for the /api/v1/2fa \
-                 steps, single-use, 5 minutes.",
-            ),
-        );
-        components.add_security_scheme(
-            "access_token",
-            scheme("Access JWT issued after a verified second factor (aal2), 15 minutes."),
-        );
-    }
-}
 
 /// Registers every route; utoipa-actix-web records each one's OpenAPI entry
 /// at the same time, so no route exists without its description.
@@ -104,7 +48,7 @@ pub fn routes(config: &mut ServiceConfig) {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = actix_web::App::new()
         .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
+        .openapi(openapi::ApiDoc::openapi())
         .configure(routes)
         .split_for_parts();
     api

@@ -1,11 +1,15 @@
 //! RFC 9457 problem details: the one place where errors become HTTP.
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use utoipa::{ToResponse, ToSchema};
+use utoipa::ToSchema;
 
+use super::extract::body_limit_in_kib;
+use super::openapi::validation_failed_example;
 use crate::auth::error::error_chain;
 use crate::auth::{AuthError, FieldError};
 
@@ -78,11 +82,13 @@ impl ErrorCode {
         }
     }
 
-    fn default_detail(self) -> &'static str {
-        match self {
+    fn default_detail(self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             Self::BadRequest => "The request could not be read.",
             Self::ValidationFailed => "One or more fields are invalid.",
-            Self::PayloadTooLarge => "The request body is larger than 16 KiB.",
+            Self::PayloadTooLarge => {
+                return format!("The request body is larger than {}.", body_limit_in_kib()).into();
+            }
             Self::UnsupportedMediaType => "Send the body as application/json.",
             Self::NotFound => "There is nothing at this path.",
             Self::MethodNotAllowed => "This path does not accept that method.",
@@ -99,7 +105,7 @@ impl ErrorCode {
             Self::TooManyAttempts => "Too many attempts; retry after the time in Retry-After.",
             Self::ServiceUnavailable => "The service is temporarily unavailable.",
             Self::Internal => "An internal error occurred.",
-        }
+        })
     }
 
     pub fn for_status(status: StatusCode) -> Self {
@@ -120,14 +126,7 @@ impl ErrorCode {
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "type": "about:blank",
-    "title": "Unprocessable Entity",
-    "status": 422,
-    "detail": "One or more fields are invalid.",
-    "code": "validation_failed",
-    "errors": [{"field": "password", "message": "must be 8 to 128 characters long"}]
-}))]
+#[schema(example = json!(validation_failed_example("password", "must be 8 to 128 characters long")))]
 pub struct Problem {
     /// Always `about:blank`: `code` carries the specific error.
     #[serde(rename = "type")]
@@ -169,144 +168,6 @@ pub struct FieldProblem {
     #[schema(example = "must be 8 to 128 characters long")]
     pub message: String,
 }
-
-// Reusable responses, shared by the operations that can give them (each
-// operation still lists every status it can answer with).
-
-/// `bad_request`: the body is missing or is not JSON, or more than one
-/// Authorization header was sent.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    example = json!({
-        "type": "about:blank",
-        "title": "Bad Request",
-        "status": 400,
-        "detail": "The body is not valid JSON: expected value at line 1 column 1.",
-        "code": "bad_request"
-    })
-)]
-pub struct BadRequest(pub Problem);
-
-/// `invalid_token`: the bearer token is missing, malformed, badly signed,
-/// expired, revoked, or of the wrong kind.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\"`, with `error=\"invalid_token\"` when a token was sent (RFC 6750)")),
-    example = json!({
-        "type": "about:blank",
-        "title": "Unauthorized",
-        "status": 401,
-        "detail": "The bearer token is missing, invalid, expired or revoked.",
-        "code": "invalid_token"
-    })
-)]
-pub struct InvalidToken(pub Problem);
-
-/// `two_factor_required`: a pending-2FA token was sent where a full access
-/// token is needed.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"insufficient_scope\", ...`")),
-    example = json!({
-        "type": "about:blank",
-        "title": "Forbidden",
-        "status": 403,
-        "detail": "This needs an access token; complete the second factor first.",
-        "code": "two_factor_required"
-    })
-)]
-pub struct TwoFactorRequired(pub Problem);
-
-/// `payload_too_large`: the body (declared or as sent) is over 16 KiB.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    example = json!({
-        "type": "about:blank",
-        "title": "Payload Too Large",
-        "status": 413,
-        "detail": "The request body is larger than 16 KiB.",
-        "code": "payload_too_large"
-    })
-)]
-pub struct PayloadTooLarge(pub Problem);
-
-/// `unsupported_media_type`: the body is not sent as `application/json`.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    example = json!({
-        "type": "about:blank",
-        "title": "Unsupported Media Type",
-        "status": 415,
-        "detail": "Send the body as application/json.",
-        "code": "unsupported_media_type"
-    })
-)]
-pub struct UnsupportedMediaType(pub Problem);
-
-/// `validation_failed`: well-formed JSON that is not an object, or whose
-/// fields are missing, of the wrong type or invalid; one `errors` entry per
-/// field.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    example = json!({
-        "type": "about:blank",
-        "title": "Unprocessable Entity",
-        "status": 422,
-        "detail": "One or more fields are invalid.",
-        "code": "validation_failed",
-        "errors": [{"field": "code", "message": "must be exactly 6 digits (0-9)"}]
-    })
-)]
-pub struct ValidationFailed(pub Problem);
-
-/// `too_many_attempts`: throttled; retry after `Retry-After` seconds.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    headers(("Retry-After" = u32, description = "Seconds to wait before trying again")),
-    example = json!({
-        "type": "about:blank",
-        "title": "Too Many Requests",
-        "status": 429,
-        "detail": "Too many attempts; retry after the time in Retry-After.",
-        "code": "too_many_attempts"
-    })
-)]
-pub struct TooManyAttempts(pub Problem);
-
-/// `internal`: an unexpected server error (no detail is leaked).
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    example = json!({
-        "type": "about:blank",
-        "title": "Internal Server Error",
-        "status": 500,
-        "detail": "An internal error occurred.",
-        "code": "internal"
-    })
-)]
-pub struct Internal(pub Problem);
-
-/// `service_unavailable`: the database cannot be reached.
-#[derive(ToResponse)]
-#[response(
-    content_type = "application/problem+json",
-    example = json!({
-        "type": "about:blank",
-        "title": "Service Unavailable",
-        "status": 503,
-        "detail": "The service is temporarily unavailable.",
-        "code": "service_unavailable"
-    })
-)]
-pub struct ServiceUnavailable(pub Problem);
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -358,6 +219,30 @@ impl ApiError {
             ..Self::new(ErrorCode::MethodNotAllowed)
         }
     }
+
+    /// The problem document this error answers with.
+    pub fn problem(&self) -> Problem {
+        let status = self.code.status();
+        Problem {
+            problem_type: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self
+                .detail
+                .clone()
+                .unwrap_or_else(|| self.code.default_detail().into_owned()),
+            code: self.code.as_str(),
+            errors: (self.code == ErrorCode::ValidationFailed).then(|| {
+                self.errors
+                    .iter()
+                    .map(|e| FieldProblem {
+                        field: e.field.clone(),
+                        message: e.message.clone(),
+                    })
+                    .collect()
+            }),
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -400,25 +285,6 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.code.status();
-        let problem = Problem {
-            problem_type: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self
-                .detail
-                .clone()
-                .unwrap_or_else(|| self.code.default_detail().to_owned()),
-            code: self.code.as_str(),
-            errors: (self.code == ErrorCode::ValidationFailed).then(|| {
-                self.errors
-                    .iter()
-                    .map(|e| FieldProblem {
-                        field: e.field.clone(),
-                        message: e.message.clone(),
-                    })
-                    .collect()
-            }),
-        };
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         match self.code {
@@ -445,7 +311,7 @@ impl ResponseError for ApiError {
         if let Some(allow) = &self.allow {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
-        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         response.body(body)
     }
 }

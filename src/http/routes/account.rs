@@ -4,9 +4,8 @@ use utoipa::ToSchema;
 
 use super::User;
 use crate::http::extract::AccessSession;
-use crate::http::problem::{
-    ApiError, BadRequest, Internal, InvalidToken, ServiceUnavailable, TwoFactorRequired,
-};
+use crate::http::openapi::{AccessTokenErrors, InvalidToken, ServerErrors};
+use crate::http::problem::ApiError;
 use crate::service::Authenticator;
 
 /// The signed-in user.
@@ -19,11 +18,9 @@ use crate::service::Authenticator;
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The current user", body = User),
-        (status = 400, response = BadRequest),
         (status = 401, response = InvalidToken),
-        (status = 403, response = TwoFactorRequired),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        AccessTokenErrors,
+        ServerErrors,
     )
 )]
 #[get("/me")]
@@ -71,11 +68,9 @@ pub struct EventsResponse {
     security(("access_token" = [])),
     responses(
         (status = 200, description = "Security events, newest first", body = EventsResponse),
-        (status = 400, response = BadRequest),
         (status = 401, response = InvalidToken),
-        (status = 403, response = TwoFactorRequired),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        AccessTokenErrors,
+        ServerErrors,
     )
 )]
 #[get("/me/events")]

@@ -7,10 +7,10 @@ use crate::auth::opaque_token::{DeviceToken, RefreshToken};
 use crate::auth::password::Password;
 use crate::auth::username::Username;
 use crate::http::extract::{AccessSession, Client, JsonObject};
-use crate::http::problem::{
-    ApiError, BadRequest, ErrorCode, Internal, InvalidToken, PayloadTooLarge, Problem,
-    ServiceUnavailable, TooManyAttempts, TwoFactorRequired, UnsupportedMediaType, ValidationFailed,
+use crate::http::openapi::{
+    AccessTokenErrors, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts, problem_example,
 };
+use crate::http::problem::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 use crate::service::Authenticator;
 
 /// A new account's username and password.
@@ -63,15 +63,11 @@ pub struct RegisterResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = RegisterResponse),
-        (status = 400, response = BadRequest),
-        (status = 409, description = "`username_taken`: the name (after trimming, NFKC and case folding) is already registered", body = Problem, content_type = "application/problem+json",
-            example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "That username is already registered.", "code": "username_taken"})),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
+        (status = 409, description = "`username_taken`: the name (after trimming, NFKC and case folding) is already registered", body = Problem, content_type = PROBLEM_JSON,
+            example = json!(problem_example(ErrorCode::UsernameTaken))),
+        JsonBodyErrors,
         (status = 429, response = TooManyAttempts),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[post("/auth/register")]
@@ -120,15 +116,11 @@ pub struct LoginRequest {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Password accepted", body = PendingTokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_credentials`: unknown username or wrong password (one answer for both)", body = Problem, content_type = "application/problem+json",
-            example = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The username or password is incorrect.", "code": "invalid_credentials"})),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
+        (status = 401, description = "`invalid_credentials`: unknown username or wrong password (one answer for both)", body = Problem, content_type = PROBLEM_JSON,
+            example = json!(problem_example(ErrorCode::InvalidCredentials))),
+        JsonBodyErrors,
         (status = 429, response = TooManyAttempts),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[post("/auth/login")]
@@ -161,11 +153,9 @@ pub async fn login(
     security(("access_token" = [])),
     responses(
         (status = 204, description = "Session ended"),
-        (status = 400, response = BadRequest),
         (status = 401, response = InvalidToken),
-        (status = 403, response = TwoFactorRequired),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        AccessTokenErrors,
+        ServerErrors,
     )
 )]
 #[post("/auth/logout")]
@@ -200,15 +190,11 @@ pub struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens (no `recovery_codes`)", body = TokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_token`: the refresh token is unknown, expired, already rotated or revoked", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`invalid_token`: the refresh token is unknown, expired, already rotated or revoked", body = Problem, content_type = PROBLEM_JSON,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"`")),
-            example = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"})),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+            example = json!(problem_example(ErrorCode::InvalidToken))),
+        JsonBodyErrors,
+        ServerErrors,
     )
 )]
 #[post("/auth/refresh")]

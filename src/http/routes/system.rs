@@ -3,7 +3,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::error::error_chain;
-use crate::http::problem::{ApiError, ErrorCode, ServiceUnavailable};
+use crate::http::openapi::ServiceUnavailable;
+use crate::http::problem::{ApiError, ErrorCode};
 use crate::service::Authenticator;
 
 /// A health answer.

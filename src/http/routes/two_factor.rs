@@ -9,10 +9,11 @@ use crate::auth::password::Password;
 use crate::auth::recovery::RecoveryCode;
 use crate::auth::totp::{self, TotpCode};
 use crate::http::extract::{AccessSession, Client, JsonObject, PendingToken};
-use crate::http::problem::{
-    ApiError, BadRequest, Internal, InvalidToken, PayloadTooLarge, Problem, ServiceUnavailable,
-    TooManyAttempts, TwoFactorRequired, UnsupportedMediaType, ValidationFailed,
+use crate::http::openapi::{
+    AccessTokenErrors, BadRequest, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts,
+    problem_example,
 };
+use crate::http::problem::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 use crate::service::Authenticator;
 
 /// Everything an authenticator app needs to enrol.
@@ -80,10 +81,9 @@ pub struct CodeRequest {
         (status = 200, description = "Enrolment data", body = SetupResponse),
         (status = 400, response = BadRequest),
         (status = 401, response = InvalidToken),
-        (status = 409, description = "`two_factor_already_enabled`: the secret is never shown again", body = Problem, content_type = "application/problem+json",
-            example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "Two-factor authentication is already enabled.", "code": "two_factor_already_enabled"})),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        (status = 409, description = "`two_factor_already_enabled`: the secret is never shown again", body = Problem, content_type = PROBLEM_JSON,
+            example = json!(problem_example(ErrorCode::TwoFactorAlreadyEnabled))),
+        ServerErrors,
     )
 )]
 #[post("/2fa/setup")]
@@ -119,21 +119,17 @@ pub async fn setup(
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Second factor accepted: a session is open. `recovery_codes` is present only on the verification that first enables two-factor", body = TokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token` (pending token missing, expired, spent or dead after five wrong codes)", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token` (pending token missing, expired, spent or dead after five wrong codes)", body = Problem, content_type = PROBLEM_JSON,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
             examples(
-                ("invalid_otp" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The one-time code is incorrect or was already used.", "code": "invalid_otp"}))),
-                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+                ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
+                ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
             )),
-        (status = 409, description = "`two_factor_setup_required`: call `/api/v1/2fa/setup` first", body = Problem, content_type = "application/problem+json",
-            example = json!({"type": "about:blank", "title": "Conflict", "status": 409, "detail": "Call /api/v1/2fa/setup before verifying a code.", "code": "two_factor_setup_required"})),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
+        (status = 409, description = "`two_factor_setup_required`: call `/api/v1/2fa/setup` first", body = Problem, content_type = PROBLEM_JSON,
+            example = json!(problem_example(ErrorCode::TwoFactorSetupRequired))),
+        JsonBodyErrors,
         (status = 429, response = TooManyAttempts),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[post("/2fa/verify")]
@@ -176,19 +172,15 @@ pub struct RecoveryRequest {
     request_body = RecoveryRequest,
     responses(
         (status = 200, description = "Recovery code accepted and spent: a session is open", body = TokenResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_recovery_code` (unknown or already used) or `invalid_token` (pending token missing, expired, spent or dead after five wrong codes)", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`invalid_recovery_code` (unknown or already used) or `invalid_token` (pending token missing, expired, spent or dead after five wrong codes)", body = Problem, content_type = PROBLEM_JSON,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
             examples(
-                ("invalid_recovery_code" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The recovery code is incorrect or was already used.", "code": "invalid_recovery_code"}))),
-                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+                ("invalid_recovery_code" = (value = json!(problem_example(ErrorCode::InvalidRecoveryCode)))),
+                ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
             )),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
+        JsonBodyErrors,
         (status = 429, response = TooManyAttempts),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[post("/2fa/recover")]
@@ -225,20 +217,16 @@ pub struct RecoveryCodesResponse {
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Ten new recovery codes; the old ones are dead", body = RecoveryCodesResponse),
-        (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = PROBLEM_JSON,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
             examples(
-                ("invalid_otp" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The one-time code is incorrect or was already used.", "code": "invalid_otp"}))),
-                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+                ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
+                ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
             )),
-        (status = 403, response = TwoFactorRequired),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
+        AccessTokenErrors,
+        JsonBodyErrors,
         (status = 429, response = TooManyAttempts),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[post("/2fa/recovery-codes")]
@@ -280,21 +268,17 @@ pub struct DisableRequest {
     request_body = DisableRequest,
     responses(
         (status = 204, description = "Two-factor disabled; every session of the user revoked"),
-        (status = 400, response = BadRequest),
-        (status = 401, description = "`invalid_credentials` (wrong password), `invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = "application/problem+json",
+        (status = 401, description = "`invalid_credentials` (wrong password), `invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = PROBLEM_JSON,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
             examples(
-                ("invalid_credentials" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The username or password is incorrect.", "code": "invalid_credentials"}))),
-                ("invalid_otp" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The one-time code is incorrect or was already used.", "code": "invalid_otp"}))),
-                ("invalid_token" = (value = json!({"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": "The bearer token is missing, invalid, expired or revoked.", "code": "invalid_token"}))),
+                ("invalid_credentials" = (value = json!(problem_example(ErrorCode::InvalidCredentials)))),
+                ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
+                ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
             )),
-        (status = 403, response = TwoFactorRequired),
-        (status = 413, response = PayloadTooLarge),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = ValidationFailed),
+        AccessTokenErrors,
+        JsonBodyErrors,
         (status = 429, response = TooManyAttempts),
-        (status = 500, response = Internal),
-        (status = 503, response = ServiceUnavailable),
+        ServerErrors,
     )
 )]
 #[post("/2fa/disable")]
