@@ -12,5 +12,7 @@ mod jwks;
 mod lifecycle;
 mod openapi;
 mod security;
+mod slow_clients;
 mod throttling;
 mod tokens;
+mod usernames;
