@@ -68,6 +68,7 @@ impl Application {
                 .wrap(from_fn(http::middleware::head_as_get))
                 .wrap(http::middleware::security_headers())
                 .wrap(from_fn(http::middleware::log_request))
+                .wrap(from_fn(http::middleware::bound_client_waits))
                 .app_data(authenticator.clone())
                 .app_data(routes.clone())
                 .app_data(trusted_proxies.clone())
@@ -79,9 +80,17 @@ impl Application {
                 .default_service(web::to(http::unmatched))
         })
         .workers(config.workers)
-        // A client that trickles its request (slowloris) is cut off.
+        // Clients that trickle (slowloris) are cut off: actix answers 408 to
+        // a first head that takes over 5 s and closes a kept-alive
+        // connection idle for 5 s; later heads and bodies are bounded by
+        // the connection's watchdog (`CLIENT_TIMEOUT`).
         .client_request_timeout(Duration::from_secs(5))
+        .keep_alive(Duration::from_secs(5))
+        .on_connect(http::middleware::watch_connection)
         .client_disconnect_timeout(Duration::from_secs(1))
+        // Connections per worker, each holding two descriptors (its socket
+        // and the watchdog's duplicate); more wait in the listen backlog.
+        .max_connections(1024)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();

@@ -1,13 +1,21 @@
 //! Cross-cutting behaviour of every response.
 
-use std::time::Instant;
+use std::any::Any;
+use std::cell::Cell;
+use std::net::Shutdown;
+use std::rc::{Rc, Weak};
+use std::task::{Poll, ready};
+use std::time::Duration;
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Extensions, Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::{Error, ResponseError};
+use actix_web::rt::time::{Instant, sleep_until};
+use actix_web::{Error, HttpMessage, ResponseError};
+use futures_util::StreamExt;
+use futures_util::stream::poll_fn;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -125,4 +133,109 @@ pub async fn problem_fallback(
         }
     }
     Ok(ServiceResponse::new(request, replacement).map_into_right_body())
+}
+
+/// How long a connection may wait on its client: from its accept or its
+/// last answer until the next request's head is read, and from a head
+/// until its body is read. Actix bounds only the first request's head
+/// (`client_request_timeout`) and an idle keep-alive, not a later head nor
+/// a body, however slowly they trickle in.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// When a connection's client must have sent what the server waits for
+/// (`None` while the server is the one working). Shared by the
+/// connection's watchdog and its requests, all on one worker thread.
+pub struct ClientDeadline {
+    /// A duplicate of the connection's socket, to shut it down.
+    socket: socket2::Socket,
+    deadline: Cell<Option<Instant>>,
+}
+
+impl ClientDeadline {
+    fn wait_on_client(&self) {
+        self.deadline.set(Some(Instant::now() + CLIENT_TIMEOUT));
+    }
+
+    fn stop_waiting(&self) {
+        self.deadline.set(None);
+    }
+}
+
+/// For `HttpServer::on_connect`: gives a new connection its deadline and
+/// the watchdog that cuts it off once that passes.
+pub fn watch_connection(connection: &dyn Any, data: &mut Extensions) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    let socket = match socket2::SockRef::from(stream).try_clone() {
+        Ok(socket) => socket,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch a connection for slow clients");
+            return;
+        }
+    };
+    let watch = Rc::new(ClientDeadline {
+        socket,
+        deadline: Cell::new(None),
+    });
+    watch.wait_on_client();
+    actix_web::rt::spawn(cut_off_when_late(Rc::downgrade(&watch)));
+    data.insert(watch);
+}
+
+/// Shuts the connection down once its deadline passes (the dispatcher then
+/// reads the end of the stream and drops it); ends with the connection.
+async fn cut_off_when_late(watch: Weak<ClientDeadline>) {
+    loop {
+        let Some(connection) = watch.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let wake_at = match connection.deadline.get() {
+            Some(deadline) if deadline <= now => {
+                tracing::info!("slow client cut off");
+                // Fails only if the client is already gone.
+                let _ = connection.socket.shutdown(Shutdown::Both);
+                return;
+            }
+            Some(deadline) => deadline,
+            // Any deadline set from now on is at least this far away.
+            None => now + CLIENT_TIMEOUT,
+        };
+        drop(connection);
+        sleep_until(wake_at).await;
+    }
+}
+
+/// Moves the connection's deadline along a request: once its head is in,
+/// its body (if any) must follow within [`CLIENT_TIMEOUT`]; once the body
+/// is read the server is working; once answered, the next request must
+/// come within it.
+pub async fn bound_client_waits(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let Some(watch) = req.conn_data::<Rc<ClientDeadline>>().cloned() else {
+        return next.call(req).await;
+    };
+    match req.take_payload() {
+        Payload::None => watch.stop_waiting(),
+        mut payload => {
+            watch.wait_on_client();
+            let reader = watch.clone();
+            let timed = poll_fn(move |cx| {
+                let chunk = ready!(payload.poll_next_unpin(cx));
+                if chunk.is_none() {
+                    reader.stop_waiting();
+                }
+                Poll::Ready(chunk)
+            });
+            req.set_payload(Payload::Stream {
+                payload: Box::pin(timed),
+            });
+        }
+    }
+    let result = next.call(req).await;
+    watch.wait_on_client();
+    result
 }

@@ -16,5 +16,7 @@ mod lifecycle;
 mod openapi;
 mod routing;
 mod security;
+mod slow_clients;
 mod throttling;
 mod tokens;
+mod usernames;
