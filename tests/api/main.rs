@@ -6,6 +6,7 @@
 mod helpers;
 
 mod admin;
+mod config;
 mod flow;
 mod http_errors;
 mod jwks;
