@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod keys;
 pub mod service;
 pub mod store;
 pub mod telemetry;
@@ -24,11 +25,8 @@ use auth::password::PasswordHasher;
 use auth::recovery::RecoveryHasher;
 use auth::secret_box::SecretBox;
 use auth::throttle::ThrottleKeys;
-use auth::tokens::{KeyError, TokenKeys};
 use auth::{Clock, SystemClock};
-use config::{
-    Config, ConfigError, JwtAlgorithm, load_or_create_file, load_or_create_key, read_key_file,
-};
+use config::Config;
 use service::{Authenticator, FlowSettings, Keys};
 use store::Store;
 
@@ -113,16 +111,7 @@ pub async fn build_authenticator(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Authenticator> {
-    let encryption_key = match config.encryption_key {
-        Some(key) => key,
-        None => announce_generated(
-            load_or_create_key(&config.data_dir, "encryption-key")?,
-            config,
-            "encryption-key",
-            "OTPGATE_ENCRYPTION_KEY is not set: generated a random key for TOTP secrets; back \
-             it up, it cannot be recovered",
-        ),
-    };
+    let encryption_key = keys::encryption_key(config)?;
     let url = config.database_url.clone();
     let pool_size = config.db_pool_size;
     let store = tokio::task::spawn_blocking(move || Store::open(&url, pool_size))
@@ -132,88 +121,22 @@ pub async fn build_authenticator(
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads)).await??;
     let keys = Keys {
-        tokens: token_keys(config)?,
+        tokens: keys::token_keys(config)?,
         secrets: SecretBox::new(encryption_key, &config.previous_encryption_keys),
         recovery: RecoveryHasher::derived_from(&encryption_key, &config.previous_encryption_keys),
         throttle: ThrottleKeys::derived_from(&encryption_key),
     };
     let settings = FlowSettings {
         issuer: config.issuer.clone(),
-        pending_ttl: chrono::Duration::seconds(config.pending_ttl_secs),
-        access_ttl: chrono::Duration::seconds(config.access_ttl_secs),
-        refresh_ttl: chrono::Duration::seconds(config.refresh_ttl_secs),
-        session_ttl: chrono::Duration::seconds(config.session_ttl_secs),
-        event_retention: chrono::Duration::days(config.event_retention_days),
-        device_ttl: chrono::Duration::days(365),
+        pending_ttl: config.pending_ttl,
+        access_ttl: config.access_ttl,
+        refresh_ttl: config.refresh_ttl,
+        session_ttl: config.session_ttl,
+        event_retention: config.event_retention,
+        device_ttl: config.device_ttl,
         limits: config.limits,
     };
     Ok(Authenticator::new(store, hasher, keys, clock, settings))
-}
-
-/// The JWT keys the configuration names, generating what is missing into
-/// the data dir (with a warning, since other instances cannot know them).
-fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
-    match config.jwt_algorithm {
-        JwtAlgorithm::Hs256 => {
-            let secret = match &config.jwt_secret {
-                Some(secret) => secret.clone(),
-                None => announce_generated(
-                    load_or_create_key(&config.data_dir, "jwt-secret")?,
-                    config,
-                    "jwt-secret",
-                    "OTPGATE_JWT_SECRET is not set: generated a random JWT secret; set \
-                     OTPGATE_JWT_SECRET to share one across instances",
-                )
-                .to_vec(),
-            };
-            Ok(TokenKeys::hs256(&secret, &config.issuer)?)
-        }
-        JwtAlgorithm::EdDsa => {
-            let private_pem = match &config.jwt_private_key_file {
-                Some(path) => read_key_file("OTPGATE_JWT_PRIVATE_KEY_FILE", path)?,
-                None => {
-                    // Generated up front (it is cheap) and written only if
-                    // no key file exists yet.
-                    let fresh = TokenKeys::generate_ed25519_pem()
-                        .map_err(|e| anyhow::anyhow!("cannot generate an Ed25519 key: {e}"))?;
-                    announce_generated(
-                        load_or_create_file(&config.data_dir, "jwt-ed25519.pem", || fresh)?,
-                        config,
-                        "jwt-ed25519.pem",
-                        "OTPGATE_JWT_PRIVATE_KEY_FILE is not set: generated an Ed25519 signing key",
-                    )
-                }
-            };
-            let previous = config
-                .jwt_previous_public_key_file
-                .as_deref()
-                .map(|path| read_key_file("OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE", path))
-                .transpose()?;
-            TokenKeys::ed25519(&private_pem, previous.as_deref(), &config.issuer).map_err(|e| {
-                let variable = match e {
-                    KeyError::Private(_) => "OTPGATE_JWT_PRIVATE_KEY_FILE",
-                    KeyError::PreviousPublic(_) => "OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE",
-                };
-                ConfigError {
-                    variable,
-                    message: e.to_string(),
-                }
-                .into()
-            })
-        }
-    }
-}
-
-/// Passes on a key loaded from the data dir, warning when it was generated
-/// just now (other instances cannot know it, and losing it matters).
-fn announce_generated<T>((key, created): (T, bool), config: &Config, file: &str, why: &str) -> T {
-    if created {
-        tracing::warn!(
-            path = %config.data_dir.join(file).display(),
-            "{why} (saved with mode 0600)"
-        );
-    }
-    key
 }
 
 /// Prunes old security events, spent pending tokens and ended sessions at

@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use otpgate::auth::SystemClock;
-use otpgate::config::{Config, Overrides};
+use otpgate::config::{Config, Documented, Overrides};
 use otpgate::store::Store;
 use otpgate::{Application, build_authenticator, http, openapi_json, telemetry};
 
@@ -50,10 +50,10 @@ enum AdminAction {
 
 #[derive(Debug, Default, Args)]
 struct DatabaseArgs {
-    /// postgres://… or a SQLite path [env: DATABASE_URL] [default: data/otpgate.db]
+    /// postgres://… or a SQLite path
     #[arg(long)]
     database_url: Option<String>,
-    /// Where generated keys and the default SQLite file live [env: OTPGATE_DATA_DIR]
+    /// Where generated keys and the default SQLite file live
     #[arg(long)]
     data_dir: Option<String>,
 }
@@ -62,13 +62,13 @@ struct DatabaseArgs {
 struct ServeArgs {
     #[command(flatten)]
     database: DatabaseArgs,
-    /// host:port to listen on [env: OTPGATE_BIND] [default: 127.0.0.1:8080]
+    /// host:port to listen on
     #[arg(long)]
     bind: Option<String>,
-    /// Issuer shown in authenticator apps [env: OTPGATE_ISSUER] [default: otpgate]
+    /// Issuer shown in authenticator apps
     #[arg(long)]
     issuer: Option<String>,
-    /// bcrypt cost, 4 to 31 [env: OTPGATE_BCRYPT_COST] [default: 12]
+    /// bcrypt cost, 4 to 31
     #[arg(long)]
     bcrypt_cost: Option<String>,
 }
@@ -85,8 +85,33 @@ impl ServeArgs {
     }
 }
 
+/// The command line, each flag's help ending with its variable and default
+/// as the configuration code has them.
+fn command() -> clap::Command {
+    let settings = Config::documented();
+    Cli::command().mut_subcommands(|subcommand| annotate_flags(subcommand, &settings))
+}
+
+fn annotate_flags(command: clap::Command, settings: &[Documented]) -> clap::Command {
+    settings.iter().fold(command, |command, setting| {
+        let Some(flag) = setting.flag else {
+            return command;
+        };
+        if !command.get_arguments().any(|arg| arg.get_id() == flag) {
+            return command;
+        }
+        command.mut_arg(flag, |arg| {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!(
+                "{help} [env: {}] [default: {}]",
+                setting.name, setting.default
+            ))
+        })
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Openapi => {
             print!("{}", openapi_json(&http::openapi()));
@@ -229,4 +254,44 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<String> {
 fn config_error(error: &otpgate::config::ConfigError) -> ExitCode {
     eprintln!("otpgate: {error}");
     ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag that overrides a variable says which, and its default.
+    #[test]
+    fn help_names_each_flags_variable_and_default() {
+        let mut command = command();
+        let help = command
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_help()
+            .to_string();
+        for (flag, expected) in [
+            ("--bind", "[env: OTPGATE_BIND] [default: 127.0.0.1:8080]"),
+            ("--issuer", "[env: OTPGATE_ISSUER] [default: otpgate]"),
+            ("--bcrypt-cost", "[env: OTPGATE_BCRYPT_COST] [default: 12]"),
+            ("--data-dir", "[env: OTPGATE_DATA_DIR] [default: data]"),
+            (
+                "--database-url",
+                "[env: DATABASE_URL] [default: otpgate.db in the data dir]",
+            ),
+        ] {
+            let line = help
+                .lines()
+                .skip_while(|line| !line.trim_start().starts_with(flag))
+                .take_while(|line| !line.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(line.contains(expected), "{flag}: {line}");
+        }
+    }
+
+    #[test]
+    fn command_line_is_well_formed() {
+        command().debug_assert();
+    }
 }

@@ -21,7 +21,10 @@ use crate::service::Session;
 
 /// The largest body any endpoint reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
-const _: () = assert!(BODY_LIMIT.is_multiple_of(1024), "body_limit_in_kib would round");
+const _: () = assert!(
+    BODY_LIMIT.is_multiple_of(1024),
+    "body_limit_in_kib would round"
+);
 
 /// [`BODY_LIMIT`] as error details and the API description state it.
 pub fn body_limit_in_kib() -> String {

@@ -70,19 +70,42 @@ impl DatabaseUrl {
         matches!(self, Self::Postgres(_))
     }
 
-    /// A form safe to log: no password.
+    /// A form safe to log: no user info (`user:password@`), and no
+    /// password among the query parameters.
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
-                (Some(scheme_end), Some(at)) if at > scheme_end => {
-                    format!("{}://***{}", &url[..scheme_end], &url[at..])
+            Self::Postgres(url) => {
+                let (address, query) = match url.split_once('?') {
+                    Some((address, query)) => (address, Some(query)),
+                    None => (url.as_str(), None),
+                };
+                let mut redacted = match (address.find("://"), address.rfind('@')) {
+                    (Some(scheme_end), Some(at)) if at > scheme_end => {
+                        format!("{}://***{}", &address[..scheme_end], &address[at..])
+                    }
+                    _ => address.to_owned(),
+                };
+                if let Some(query) = query {
+                    let parameters: Vec<String> = query
+                        .split('&')
+                        .map(|parameter| match parameter.split_once('=') {
+                            Some((key, _)) if SECRET_PARAMETERS.contains(&key) => {
+                                format!("{key}=***")
+                            }
+                            _ => parameter.to_owned(),
+                        })
+                        .collect();
+                    redacted = format!("{redacted}?{}", parameters.join("&"));
                 }
-                _ => url.clone(),
-            },
+                redacted
+            }
         }
     }
 }
+
+/// libpq connection parameters that hold secrets.
+const SECRET_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -176,7 +199,7 @@ impl Store {
     pub fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Self, StoreError> {
         let factory = ConnectionFactory { url: url.clone() };
         if let DatabaseUrl::Sqlite(path) = url {
-            create_parent_dir(path)?;
+            create_sqlite_file(path)?;
         }
         let mut first = factory
             .connect()
@@ -210,7 +233,7 @@ impl Store {
     /// Applies pending migrations and returns how many ran.
     pub fn migrate(url: &DatabaseUrl) -> Result<usize, StoreError> {
         if let DatabaseUrl::Sqlite(path) = url {
-            create_parent_dir(path)?;
+            create_sqlite_file(path)?;
         }
         let mut conn = ConnectionFactory { url: url.clone() }
             .connect()
@@ -336,10 +359,65 @@ fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     }
 }
 
-fn create_parent_dir(path: &Path) -> Result<(), StoreError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))),
-        _ => Ok(()),
+/// Creates the SQLite file, and its directory, if missing: the file with
+/// mode 0600 since it holds password hashes and encrypted secrets. SQLite
+/// gives its `-wal` and `-shm` files the mode of the database file.
+fn create_sqlite_file(path: &Path) -> Result<(), StoreError> {
+    let unavailable = |what: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
+    };
+    // In-memory databases and `file:` URIs are SQLite's to handle.
+    if path
+        .to_str()
+        .is_some_and(|path| path == ":memory:" || path.starts_with("file:"))
+    {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| unavailable(dir, e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    // Opens an existing file as it is (neither truncated nor re-moded).
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|e| unavailable(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    fn redacted(url: &str) -> String {
+        DatabaseUrl::parse(url).unwrap().redacted()
+    }
+
+    #[test]
+    fn redaction_hides_the_user_info() {
+        assert_eq!(redacted("postgres://u:pw@db/otp"), "postgres://***@db/otp");
+        assert_eq!(
+            redacted("postgresql://u:p@ss@db:5432/otp"),
+            "postgresql://***@db:5432/otp"
+        );
+        assert_eq!(redacted("postgres://db/otp"), "postgres://db/otp");
+    }
+
+    #[test]
+    fn redaction_hides_passwords_in_the_query() {
+        assert_eq!(
+            redacted("postgres://host/db?password=secret"),
+            "postgres://host/db?password=***"
+        );
+        assert_eq!(
+            redacted("postgres://u:pw@host/db?user=x&password=secret&sslmode=require"),
+            "postgres://***@host/db?user=x&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redacted("postgres://host/db?sslpassword=secret&mail=a@b"),
+            "postgres://host/db?sslpassword=***&mail=a@b"
+        );
     }
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod admin;
 mod bearer;
 mod bodies;
+mod config;
 mod flow;
 mod forgery;
 mod headers;
