@@ -1,7 +1,7 @@
 //! The domain, pure: usernames and passwords (normalisation, validation,
 //! bcrypt), TOTP, recovery codes, JWTs and refresh tokens, encryption of
 //! secrets at rest, throttling rules and the security log's vocabulary.
-//! Nothing here knows HTTP, SQL or the store: the service (`crate::service`)
+//! Nothing here knows HTTP, SQL or persistence: the service (`crate::service`)
 //! applies these rules inside its transactions.
 
 pub mod clock;

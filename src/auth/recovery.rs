@@ -81,7 +81,7 @@ impl RecoveryHasher {
         hmac_hex(key, code.0.as_bytes())
     }
 
-    /// The hash to store, under the current key.
+    /// The hash to keep, under the current key.
     pub fn hash(&self, code: &RecoveryCode) -> String {
         Self::hash_with(&self.keys[0], code)
     }

@@ -1,6 +1,6 @@
-//! Throttling as pure state transitions; the store keeps the state per key
-//! and applies these inside one transaction, so the limits hold across
-//! every instance sharing the database.
+//! Throttling as pure state transitions; the service keeps the state per
+//! key in the database and applies these inside one transaction, so the
+//! limits hold across every instance sharing it.
 //!
 //! Two shapes: a failure counter with exponential lockout (second-factor
 //! codes per account, passwords per username and client), and a token
