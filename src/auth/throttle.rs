@@ -57,7 +57,9 @@ impl FailureCounter {
     /// The hourly windows as of `now`: the current clock hour's failures
     /// and the previous one's.
     fn windows_at(self, now: i64) -> Self {
-        let start = now - now.rem_euclid(HOUR);
+        // Never back to an earlier hour: another instance whose clock runs
+        // ahead may have opened the next one already.
+        let start = (now - now.rem_euclid(HOUR)).max(self.window_start);
         let (previous, current) = match (start - self.window_start) / HOUR {
             0 => (self.previous_window_failures, self.window_failures),
             1 => (self.window_failures, 0),
@@ -323,6 +325,14 @@ mod tests {
         let counter = fail_many(counter, (0..50).map(|i| 7200 + i));
         assert_eq!(counter.check(&NO_LOCK, 7250), Err(RetryAfter(3550)));
         assert!(counter.check(&NO_LOCK, 10_800).is_ok());
+    }
+
+    #[test]
+    fn a_clock_behind_another_instance_does_not_reset_the_cap() {
+        // Another instance, a few seconds ahead, opened hour [7200, 10800).
+        let counter = fail_many(FailureCounter::default(), 7200..7300);
+        assert!(counter.check(&NO_LOCK, 7195).is_err());
+        assert!(counter.count_failure(&NO_LOCK, 7195).is_err());
     }
 
     #[test]

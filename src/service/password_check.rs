@@ -33,7 +33,7 @@ impl Authenticator {
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
         let now = self.now();
-        self.take_request_token(client, now).await?;
+        self.take_request_token(client, None, now).await?;
         let limits = self.inner.settings.limits;
         let user_id = session.claims.sub.clone();
         let claim_key = self.throttle_key("password-check-in-flight", &[&user_id]);
@@ -58,22 +58,27 @@ impl Authenticator {
             .hasher
             .verify(password, Some(user.password_hash.clone()))
             .await;
-        let password_ok = matches!(verified, Ok(true));
+        // Only a wrong password counts; a failed hasher counts nothing.
+        let wrong = matches!(verified, Ok(false));
+        let right = matches!(verified, Ok(true));
         let username_key = self.throttle_key("login-username", &[&user.username_key]);
         let client = client.clone();
+        // Rows in the order the first transaction took them (streak, then
+        // claim), so two checks of one session cannot deadlock.
         self.write(move |conn| {
-            store::release_claim(conn, &claim_key)?;
-            if password_ok {
-                return throttle::release(conn, &streak_key);
-            }
             let at = now.timestamp();
-            let locked = throttle::add_failure(conn, &streak_key, &limits.login_per_client, at)?;
-            throttle::add_failure(conn, &username_key, &limits.login_per_username, at)?;
-            client.record(conn, &user.id, EventKind::LoginFailed, now.naive_utc())?;
-            if locked {
-                client.record(conn, &user.id, EventKind::LockedOut, now.naive_utc())?;
+            if wrong {
+                let locked =
+                    throttle::add_failure(conn, &streak_key, &limits.login_per_client, at)?;
+                throttle::add_failure(conn, &username_key, &limits.login_per_username, at)?;
+                client.record(conn, &user.id, EventKind::LoginFailed, now.naive_utc())?;
+                if locked {
+                    client.record(conn, &user.id, EventKind::LockedOut, now.naive_utc())?;
+                }
+            } else if right {
+                throttle::release(conn, &streak_key)?;
             }
-            Ok(())
+            store::release_claim(conn, &claim_key)
         })
         .await?;
         match verified? {

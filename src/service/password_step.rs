@@ -26,7 +26,7 @@ impl Authenticator {
     ) -> Result<Registration, AuthError> {
         let key = username.key().to_owned();
         let now = self.now();
-        self.take_request_token(&client, now).await?;
+        self.take_request_token(&client, None, now).await?;
         // Refuse a taken name before paying for bcrypt; the unique index
         // below still settles races.
         let taken = self.read(move |conn| users::key_exists(conn, &key)).await?;
@@ -87,12 +87,18 @@ impl Authenticator {
             None => None,
         };
         let counters = match &known_device {
-            Some(device_hash) => vec![(
-                self.throttle_key("login-device", &[device_hash]),
-                limits.login_per_client,
-            )],
+            Some(device_hash) => {
+                // The device's own request bucket: its owner's correct
+                // logins must not become a free bcrypt flood either.
+                self.take_request_token(&client, Some(device_hash), now)
+                    .await?;
+                vec![(
+                    self.throttle_key("login-device", &[device_hash]),
+                    limits.login_per_client,
+                )]
+            }
             None => {
-                self.take_request_token(&client, now).await?;
+                self.take_request_token(&client, None, now).await?;
                 vec![
                     (
                         self.throttle_key("login-client", &[&key, &client.throttle_unit()]),
@@ -172,12 +178,15 @@ impl Authenticator {
 
     /// Takes a token from the client's request bucket (login, registration
     /// and authenticated password checks), when there is a per-address
-    /// limit. Local tools (a loopback peer that is no listed proxy) are
+    /// limit: the bucket of its address, or of its known device (whose
+    /// logins the address bucket, which an attacker can empty, must not
+    /// refuse). Local tools (a loopback peer that is no listed proxy) are
     /// exempt: behind an unlisted proxy on the same host every user would
     /// otherwise share one bucket. A listed proxy is never exempt.
     pub(super) async fn take_request_token(
         &self,
         client: &ClientInfo,
+        known_device: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
         let Some(policy) = self.inner.settings.limits.per_ip else {
@@ -186,7 +195,10 @@ impl Authenticator {
         if client.local {
             return Ok(());
         }
-        let bucket = self.throttle_key("ip", &[&client.throttle_unit()]);
+        let bucket = match known_device {
+            Some(device_hash) => self.throttle_key("device", &[device_hash]),
+            None => self.throttle_key("ip", &[&client.throttle_unit()]),
+        };
         self.write(move |conn| throttle::take_token(conn, &bucket, &policy, now.timestamp() as f64))
             .await
     }
