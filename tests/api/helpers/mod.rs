@@ -2,6 +2,7 @@
 //! either backend, the sign-up and sign-in steps, problem+json and header
 //! checks; raw HTTP, token forging and the API paths in submodules.
 
+pub mod clients;
 pub mod jwt;
 pub mod paths;
 pub mod raw_http;

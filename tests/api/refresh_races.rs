@@ -1,0 +1,52 @@
+//! `/auth/refresh` under retries and floods: an expired token presented
+//! again is not mistaken for reuse, and a made-up token never waits for
+//! SQLite's one write lock.
+
+use std::time::{Duration, Instant};
+
+use chrono::Duration as ClockDuration;
+use diesel::{Connection, RunQueryDsl, SqliteConnection};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::paths::{ME, REFRESH};
+use crate::helpers::*;
+
+async fn a_retried_expired_refresh_token_does_not_revoke_the_session(backend: Backend) {
+    let settings = [("OTPGATE_REFRESH_TTL_SECS", "60")];
+    let Some(app) = TestApp::spawn_with(backend, &settings).await else {
+        return;
+    };
+    let user = app.enrolled_user(&unique_name("retry")).await;
+    // Past the refresh token's minute, within the access token's 15.
+    app.clock.advance(ClockDuration::seconds(120));
+    let body = json!({"refresh_token": user.tokens["refresh_token"]});
+    for attempt in ["first", "retry"] {
+        let response = app.post(REFRESH, None, body.clone()).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{attempt}");
+        assert_problem(response, 401, "invalid_token").await;
+    }
+    let me = app.get(ME, Some(user.access_token())).await;
+    assert_eq!(me.status(), StatusCode::OK, "the session is still live");
+}
+
+on_both_backends_with_own_settings!(a_retried_expired_refresh_token_does_not_revoke_the_session);
+
+/// SQLite has one writer; while another connection holds the write lock,
+/// a refresh with an unknown token is answered from a read at once (it
+/// used to queue for the lock, for up to the 5 s busy timeout, then 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_refresh_token_does_not_wait_for_the_sqlite_write_lock() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite");
+    let mut writer = SqliteConnection::establish(&app.database_url).expect("open the database");
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .expect("take the write lock");
+    let started = Instant::now();
+    let body = json!({"refresh_token": "A".repeat(43)});
+    let response = app.post(REFRESH, None, body).await;
+    let waited = started.elapsed();
+    diesel::sql_query("ROLLBACK").execute(&mut writer).unwrap();
+    assert_problem(response, 401, "invalid_token").await;
+    assert!(waited < Duration::from_secs(2), "waited {waited:?}");
+}
