@@ -15,6 +15,7 @@ mod forgery;
 mod headers;
 mod hourly_cap;
 mod jwks;
+mod key_rotation;
 mod known_devices;
 mod lifecycle;
 mod openapi;
