@@ -251,16 +251,22 @@ impl TrustedProxies {
             .flat_map(|value| value.split(|byte| *byte == b','))
             .collect();
         for hop in hops.into_iter().rev() {
-            client = std::str::from_utf8(hop)
-                .ok()
-                .and_then(|text| text.trim().parse::<IpAddr>().ok())?
-                .to_canonical();
+            client = parse_hop(hop)?.to_canonical();
             if !self.trusts(client) {
                 break;
             }
         }
         Some(client)
     }
+}
+
+/// One `X-Forwarded-For` hop: an address, or an address with a port
+/// (`192.0.2.1:443`, `[2001:db8::1]:443`), as some proxies write it.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    text.parse::<IpAddr>()
+        .or_else(|_| text.parse::<std::net::SocketAddr>().map(|addr| addr.ip()))
+        .ok()
 }
 
 /// Who is calling, for throttling and the security log.
@@ -336,6 +342,16 @@ mod tests {
         );
         assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[]), ip("10.0.0.5"));
         assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[b"garbage"]), None);
+        assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[b"unknown"]), None);
+        assert_eq!(trusted.client_ip(ip("10.0.0.5"), &[b"1.2.3.4, "]), None);
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.5"), &[b"203.0.113.7:4711"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            trusted.client_ip(ip("10.0.0.5"), &[b"[2001:db8::7]:443"]),
+            ip("2001:db8::7")
+        );
         assert_eq!(
             trusted.client_ip(ip("10.0.0.5"), &[b"203.0.113.7\xff"]),
             None

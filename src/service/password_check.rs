@@ -40,12 +40,13 @@ impl Authenticator {
         let streak_key = self.throttle_key("password-check-session", &[&session.claims.sid]);
         let second_factor_key = self.throttle_key("second-factor", &[&user_id]);
         let (claim, streak) = (claim_key.clone(), streak_key.clone());
+        let claimed_until = now.timestamp() + CLAIM_SECS;
         let user = self
             .write(move |conn| {
                 let at = now.timestamp();
                 throttle::check(conn, &streak, &limits.login_per_client, at)?;
                 throttle::check(conn, &second_factor_key, &limits.second_factor, at)?;
-                if !store::claim(conn, &claim, at, at + CLAIM_SECS)? {
+                if !store::claim(conn, &claim, at, claimed_until)? {
                     return Err(AuthError::TooManyAttempts {
                         retry_after_secs: 1,
                     });
@@ -78,7 +79,7 @@ impl Authenticator {
             } else if right {
                 throttle::release(conn, &streak_key)?;
             }
-            store::release_claim(conn, &claim_key)
+            store::release_claim(conn, &claim_key, claimed_until)
         })
         .await?;
         match verified? {

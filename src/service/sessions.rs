@@ -56,13 +56,16 @@ impl Authenticator {
         let next_hash = next.hash();
         let presented_hash = presented.hash();
         // An unknown token costs one read, never the write lock: a flood of
-        // made-up tokens cannot queue the writers (SQLite has one).
+        // made-up tokens cannot queue the writers (SQLite has one); and it
+        // takes from the client's request bucket, so it cannot tie up the
+        // pool for long either.
         let lookup = presented_hash.clone();
         if self
             .read(move |conn| sessions::find_refresh(conn, &lookup))
             .await?
             .is_none()
         {
+            self.take_request_token(&client, None, now).await?;
             return Err(AuthError::InvalidToken);
         }
         let outcome = self

@@ -130,7 +130,18 @@ pub fn claim(conn: &mut DbConnection, key: &str, now: i64, until: i64) -> Result
     Ok(claimed == 1)
 }
 
-pub fn release_claim(conn: &mut DbConnection, key: &str) -> Result<(), StoreError> {
-    diesel::delete(check_claims::table.find(key)).execute(conn)?;
+/// Ends the claim taken until `held_until`, if it is still that one: a
+/// holder that outlived its claim must not end its successor's.
+pub fn release_claim(
+    conn: &mut DbConnection,
+    key: &str,
+    held_until: i64,
+) -> Result<(), StoreError> {
+    diesel::delete(
+        check_claims::table
+            .find(key)
+            .filter(check_claims::held_until.eq(held_until)),
+    )
+    .execute(conn)?;
     Ok(())
 }

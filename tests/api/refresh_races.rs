@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::Duration as ClockDuration;
 use diesel::{Connection, RunQueryDsl, SqliteConnection};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::paths::{ME, REFRESH};
 use crate::helpers::*;
@@ -39,6 +39,11 @@ on_both_backends_with_own_settings!(a_retried_expired_refresh_token_does_not_rev
 async fn an_unknown_refresh_token_does_not_wait_for_the_sqlite_write_lock() {
     let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite");
     let mut writer = SqliteConnection::establish(&app.database_url).expect("open the database");
+    // The server may be writing at that moment (pruning at start-up): wait
+    // for it rather than fail.
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut writer)
+        .unwrap();
     diesel::sql_query("BEGIN IMMEDIATE")
         .execute(&mut writer)
         .expect("take the write lock");
@@ -50,3 +55,37 @@ async fn an_unknown_refresh_token_does_not_wait_for_the_sqlite_write_lock() {
     assert_problem(response, 401, "invalid_token").await;
     assert!(waited < Duration::from_secs(2), "waited {waited:?}");
 }
+
+/// Made-up refresh tokens take from the client's request bucket, so one
+/// client cannot flood the pool with lookups; a real one from another
+/// address is unaffected.
+async fn a_flood_of_unknown_refresh_tokens_is_throttled(backend: Backend) {
+    let settings = [
+        ("OTPGATE_IP_BURST", "3"),
+        ("OTPGATE_TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    let Some(app) = TestApp::spawn_with(backend, &settings).await else {
+        return;
+    };
+    let refresh_from = |ip: &'static str, token: Value| {
+        app.client
+            .post(app.url(REFRESH))
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "refresh_token": token }))
+            .send()
+    };
+    let made_up = || json!("q1T3mHn0b2yqG6cX8cE4Fh7V0pW9sK2aJd5uR1lZ8eA");
+    for _ in 0..3 {
+        let response = refresh_from("198.51.100.20", made_up()).await.unwrap();
+        assert_problem(response, 401, "invalid_token").await;
+    }
+    let response = refresh_from("198.51.100.20", made_up()).await.unwrap();
+    assert_problem(response, 429, "too_many_attempts").await;
+    let user = app.enrolled_user(&unique_name("flood")).await;
+    let response = refresh_from("198.51.100.21", user.tokens["refresh_token"].clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+on_both_backends_with_own_settings!(a_flood_of_unknown_refresh_tokens_is_throttled);

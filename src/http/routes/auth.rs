@@ -193,6 +193,7 @@ pub struct RefreshRequest {
         (status = 401, description = "`invalid_token`: the refresh token is unknown, expired, already rotated or revoked", body = Problem, content_type = PROBLEM_JSON,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"`")),
             example = json!(problem_example(ErrorCode::InvalidToken))),
+        (status = 429, response = TooManyAttempts),
         JsonBodyErrors,
         ServerErrors,
     )
