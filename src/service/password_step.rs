@@ -7,14 +7,14 @@ use super::security_log::Record as _;
 use super::{
     Account, Authenticator, NextStep, PendingGrant, Registration, insert_pending, throttle,
 };
-use crate::auth::error::AuthError;
+use crate::auth::error::{AuthError, error_chain};
 use crate::auth::opaque_token::DeviceToken;
 use crate::auth::password::Password;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::PendingClaims;
 use crate::auth::username::{self, Username};
 use crate::store::users::{self, NewUser};
-use crate::store::{StoreError, devices, security_log};
+use crate::store::{StoreError, devices};
 
 impl Authenticator {
     /// Creates the account and hands out its first pending token.
@@ -115,35 +115,27 @@ impl Authenticator {
         // parallel burst stops at the limit; taking the hashing turn first
         // keeps in flight (and so counted ahead) at most the pool's threads
         // plus one, so an honest client's parallel logins do not lock it out.
-        // The failure is logged ahead too and taken back on success, so that
-        // a wrong password does no database work after bcrypt: the same
-        // work as an unknown name.
         let turn = self.inner.hasher.turn().await?;
         let reserved = counters.clone();
-        let (user, failure_event) = self
+        let (user, locked) = self
             .write(move |conn| {
                 let at = now.timestamp();
                 let mut locked = false;
                 for (counter, policy) in &reserved {
                     locked |= throttle::reserve(conn, counter, policy, at)?;
                 }
-                let Some(user) = users::find_by_key(conn, &key)? else {
-                    return Ok::<_, AuthError>((None, None));
-                };
-                let at = now.naive_utc();
-                if locked {
-                    client.record(conn, &user.id, EventKind::LockedOut, at)?;
-                }
-                let event =
-                    client.record_returning_id(conn, &user.id, EventKind::LoginFailed, at)?;
-                Ok((Some(user), Some(event)))
+                Ok::<_, AuthError>((users::find_by_key(conn, &key)?, locked))
             })
             .await?;
         let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
         let password_ok = turn.verify(password, stored_hash).await?;
-        let (Some(user), Some(failure_event), true) = (user, failure_event, password_ok) else {
+        let Some(user) = user else {
             return Err(AuthError::InvalidCredentials);
         };
+        if !password_ok {
+            self.log_failed_login_later(user.id, client, locked, now);
+            return Err(AuthError::InvalidCredentials);
+        }
         let next_step = if user.two_factor_enabled {
             NextStep::VerifyTwoFactor
         } else {
@@ -155,11 +147,38 @@ impl Authenticator {
             for (counter, _) in &counters {
                 throttle::release(conn, counter)?;
             }
-            security_log::delete(conn, failure_event)?;
             insert_pending(conn, &claims, known_device)
         })
         .await?;
         Ok(grant)
+    }
+
+    /// Logs a wrong password for a real user once the answer has gone: an
+    /// unknown name has nothing to log, and the answer for a real one must
+    /// not take longer (the work before bcrypt is the same for both).
+    fn log_failed_login_later(
+        &self,
+        user_id: String,
+        client: ClientInfo,
+        locked: bool,
+        now: DateTime<Utc>,
+    ) {
+        let service = self.clone();
+        actix_web::rt::spawn(async move {
+            let at = now.naive_utc();
+            let logged = service
+                .write(move |conn| {
+                    client.record(conn, &user_id, EventKind::LoginFailed, at)?;
+                    if locked {
+                        client.record(conn, &user_id, EventKind::LockedOut, at)?;
+                    }
+                    Ok::<_, AuthError>(())
+                })
+                .await;
+            if let Err(error) = logged {
+                tracing::warn!(error = %error_chain(&error), "could not log a failed login");
+            }
+        });
     }
 
     /// The hash of the device token if it is live for `username_key`.

@@ -14,29 +14,17 @@ pub(super) trait Record {
         user_id: &str,
         event: EventKind,
         at: NaiveDateTime,
-    ) -> Result<(), StoreError> {
-        self.record_returning_id(conn, user_id, event, at).map(drop)
-    }
-
-    /// As `record`, returning the entry's id (to take it back with
-    /// `store::security_log::delete`).
-    fn record_returning_id(
-        &self,
-        conn: &mut DbConnection,
-        user_id: &str,
-        event: EventKind,
-        at: NaiveDateTime,
-    ) -> Result<i64, StoreError>;
+    ) -> Result<(), StoreError>;
 }
 
 impl Record for ClientInfo {
-    fn record_returning_id(
+    fn record(
         &self,
         conn: &mut DbConnection,
         user_id: &str,
         event: EventKind,
         at: NaiveDateTime,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(), StoreError> {
         security_log::insert(
             conn,
             &security_log::NewEvent {

@@ -25,17 +25,10 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Writes the event; returns its id.
-pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<i64, StoreError> {
-    Ok(diesel::insert_into(auth_events::table)
+pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
+    diesel::insert_into(auth_events::table)
         .values(event)
-        .returning(auth_events::id)
-        .get_result(conn)?)
-}
-
-/// Takes back an event written ahead of its outcome.
-pub fn delete(conn: &mut DbConnection, id: i64) -> Result<(), StoreError> {
-    diesel::delete(auth_events::table.find(id)).execute(conn)?;
+        .execute(conn)?;
     Ok(())
 }
 
