@@ -132,6 +132,13 @@ impl From<DieselError> for StoreError {
                 info,
             ) => Self::Unavailable(info.message().to_owned()),
             DieselError::BrokenTransactionManager => Self::Unavailable(error.to_string()),
+            // SQLite's busy timeout ran out: another process holds the
+            // write lock. Worth a retry (503), not an internal error.
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().starts_with("database is locked") =>
+            {
+                Self::Unavailable(info.message().to_owned())
+            }
             _ => Self::Query(error),
         }
     }

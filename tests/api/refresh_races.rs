@@ -56,6 +56,26 @@ async fn an_unknown_refresh_token_does_not_wait_for_the_sqlite_write_lock() {
     assert!(waited < Duration::from_secs(2), "waited {waited:?}");
 }
 
+/// Another process holding SQLite's write lock past the busy timeout makes
+/// a write wait and then fail: that is the database being unavailable
+/// (503, retry later), not an internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_blocked_by_another_process_is_503() {
+    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite");
+    let user = app.enrolled_user(&unique_name("blocked")).await;
+    let mut writer = SqliteConnection::establish(&app.database_url).expect("open the database");
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut writer)
+        .unwrap();
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .expect("take the write lock");
+    let body = json!({"refresh_token": user.tokens["refresh_token"]});
+    let response = app.post(REFRESH, None, body).await;
+    diesel::sql_query("ROLLBACK").execute(&mut writer).unwrap();
+    assert_problem(response, 503, "service_unavailable").await;
+}
+
 /// Made-up refresh tokens take from the client's request bucket, so one
 /// client cannot flood the pool with lookups; a real one from another
 /// address is unaffected.
