@@ -3,7 +3,7 @@
 use chrono::DateTime;
 
 use super::security_log::Record as _;
-use super::{Account, Authenticator, Session, TokenGrant};
+use super::{Account, Authenticator, GrantedSession, Session, TokenGrant};
 use crate::auth::error::AuthError;
 use crate::auth::opaque_token::RefreshToken;
 use crate::auth::security_log::{ClientInfo, EventKind};
@@ -99,6 +99,7 @@ impl Authenticator {
                 if !sessions::rotate_refresh(conn, &presented_hash, at)? {
                     return reused(conn);
                 }
+                sessions::touch(conn, &session.id, at)?;
                 let expires_at = (now + refresh_ttl).naive_utc().min(session.expires_at);
                 sessions::insert_refresh(
                     conn,
@@ -114,9 +115,12 @@ impl Authenticator {
             .await?;
         match outcome {
             (Refreshed::Rotated(session), expires_at) => self.token_grant(
-                &session.id,
-                &session.user_id,
-                session.amr.split(' ').map(str::to_owned).collect(),
+                GrantedSession {
+                    id: &session.id,
+                    user_id: &session.user_id,
+                    amr: session.amr.split(' ').map(str::to_owned).collect(),
+                    created_at: session.created_at.and_utc(),
+                },
                 next,
                 DateTime::from_naive_utc_and_offset(expires_at, chrono::Utc),
                 now,
