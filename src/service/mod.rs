@@ -10,6 +10,7 @@
 mod account;
 mod admin;
 mod attempt;
+mod deletion;
 mod password_check;
 mod password_step;
 mod second_factor;
@@ -45,6 +46,8 @@ use security_log::Record as _;
 
 pub use account::SecurityLogEntry;
 pub use admin::{AccountSummary, Pruned};
+pub use deletion::Erased;
+pub use sessions::{LogoutScope, SessionSummary};
 pub use throttle::Limits;
 
 /// Wrong codes a pending token survives (the contract's limit).

@@ -56,7 +56,8 @@ pub fn revoke(
         sessions::table
             .filter(sessions::id.eq(session_id))
             .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null()),
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now)),
     )
     .set(sessions::revoked_at.eq(now))
     .execute(conn)?;
