@@ -191,7 +191,7 @@ fn logout_scope(query: &str) -> Result<LogoutScope, ApiError> {
     operation_id = "logout",
     security(("access_token" = [])),
     params(
-        ("scope" = Option<LogoutScopeName>, Query, description = "Which sessions to end: `local` (default), `others` or `global`"),
+        ("scope" = inline(Option<LogoutScopeName>), Query, description = "Which sessions to end: `local` (default), `others` or `global`"),
     ),
     responses(
         (status = 204, description = "Sessions ended"),
