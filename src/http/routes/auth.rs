@@ -186,6 +186,8 @@ fn logout_scope(query: &str) -> Result<LogoutScope, ApiError> {
 /// `scope=local` (the default) revokes the session of the access token;
 /// `others`, every other session of the user; `global`, all of them. A
 /// revoked session's access and refresh tokens are refused from then on.
+/// The security log says `logout` for the caller's session and
+/// `session_revoked` when other sessions were ended.
 #[utoipa::path(
     tag = "auth",
     operation_id = "logout",
