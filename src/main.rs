@@ -41,6 +41,10 @@ enum AdminAction {
     ResetTwoFactor { username: String },
     /// Revoke every session of the user.
     RevokeSessions { username: String },
+    /// Delete the account and everything of it (sessions, tokens, secret,
+    /// recovery codes, security log, throttle rows): the username is free
+    /// again.
+    DeleteUser { username: String },
     /// Show the account's state: 2FA, sessions, recovery codes, last events.
     Show { username: String },
     /// Re-encrypt every TOTP secret under OTPGATE_ENCRYPTION_KEY; the old
@@ -211,6 +215,21 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<String> {
                 .await?
                 .ok_or_else(|| unknown(&username))?;
             format!("revoked {revoked} live session(s) of {username:?}")
+        }
+        AdminAction::DeleteUser { username } => {
+            let (account, erased) = auth
+                .admin_delete_user(&username)
+                .await?
+                .ok_or_else(|| unknown(&username))?;
+            format!(
+                "deleted {:?} ({}) with {} session(s), {} device token(s) and {} throttle \
+                 entr(ies); every token of theirs is refused and the username is free again",
+                account.username,
+                account.id,
+                erased.sessions,
+                erased.device_tokens,
+                erased.throttles
+            )
         }
         AdminAction::RotateEncryptionKey => {
             let resealed = auth.admin_reseal_secrets().await?;

@@ -129,6 +129,7 @@ proptest! {
             exp: now + 900,
             amr: vec!["pwd".into(), "otp".into()],
             aal: "aal2".into(),
+            auth_time: now,
         };
         let token = keys.sign_access(&claims).unwrap();
         prop_assert_eq!(keys.verify_access(&token, now), Ok(claims));

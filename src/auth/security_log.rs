@@ -20,6 +20,8 @@ pub enum EventKind {
     Logout,
     RefreshReuseDetected,
     LockedOut,
+    PasswordChanged,
+    SessionRevoked,
 }
 
 impl EventKind {
@@ -37,6 +39,8 @@ impl EventKind {
             Self::Logout => "logout",
             Self::RefreshReuseDetected => "refresh_reuse_detected",
             Self::LockedOut => "locked_out",
+            Self::PasswordChanged => "password_changed",
+            Self::SessionRevoked => "session_revoked",
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct AccessClaims {
     /// RFC 8176 method references: `["pwd","otp"]` or `["pwd","recovery_code"]`.
     pub amr: Vec<String>,
     pub aal: String,
+    /// When the session's second factor was passed (Unix seconds, OpenID
+    /// Connect's `auth_time`); refreshes keep it, so a resource server can
+    /// ask for a recent one. Tokens signed before it existed read as 0.
+    #[serde(default)]
+    pub auth_time: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

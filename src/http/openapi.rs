@@ -33,6 +33,7 @@ use crate::auth::FieldError;
         TooManyAttempts,
         Internal,
         ServiceUnavailable,
+        WrongPasswordOrCode,
     )),
     tags(
         (name = "auth", description = "Registration, password login and sessions"),
@@ -152,6 +153,21 @@ pub struct ValidationFailed(pub Problem);
     example = json!(problem_example(ErrorCode::TooManyAttempts))
 )]
 pub struct TooManyAttempts(pub Problem);
+
+/// `invalid_credentials`, `invalid_otp` or `invalid_token`: what an
+/// operation that asks for the password and a code again answers with 401.
+#[derive(ToResponse)]
+#[response(
+    content_type = PROBLEM_JSON,
+    description = "`invalid_credentials` (wrong password), `invalid_otp` (wrong or replayed code) or `invalid_token`",
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
+    examples(
+        ("invalid_credentials" = (value = json!(problem_example(ErrorCode::InvalidCredentials)))),
+        ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
+        ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
+    )
+)]
+pub struct WrongPasswordOrCode(pub Problem);
 
 /// `internal`: an unexpected server error (no detail is leaked).
 #[derive(ToResponse)]

@@ -73,6 +73,34 @@ impl Authenticator {
         .await
     }
 
+    /// Replaces the password, given the current one and a current code.
+    /// The caller's session lives on; every other session, every device
+    /// token and every pending token of the user dies.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        current: Password,
+        new: Password,
+        code: TotpCode,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        self.check_password_again(session, current, &client).await?;
+        // Hashed only once the throttled check passed, and outside the
+        // transaction (bcrypt must not hold the write lock).
+        let password_hash = self.inner.hasher.hash(new).await?;
+        let (user_id, sid) = (session.claims.sub.clone(), session.claims.sid.clone());
+        let event_client = client.clone();
+        self.with_fresh_code(session, code, client, move |conn, at| {
+            users::set_password_hash(conn, &user_id, &password_hash)?;
+            sessions::revoke_others(conn, &user_id, &sid, at)?;
+            pending::consume_all_for_user(conn, &user_id, at)?;
+            devices::delete_all_for_user(conn, &user_id)?;
+            event_client.record(conn, &user_id, EventKind::PasswordChanged, at)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The user's newest security events, at most 50.
     pub async fn security_log(
         &self,

@@ -28,7 +28,7 @@ fn operator() -> ClientInfo {
 }
 
 impl Authenticator {
-    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, AuthError> {
+    pub(super) async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, AuthError> {
         let key = username::lookup_key(name);
         Ok(self
             .read(move |conn| users::find_by_key(conn, &key))

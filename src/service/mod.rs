@@ -10,6 +10,7 @@
 mod account;
 mod admin;
 mod attempt;
+mod deletion;
 mod password_check;
 mod password_step;
 mod second_factor;
@@ -45,6 +46,8 @@ use security_log::Record as _;
 
 pub use account::SecurityLogEntry;
 pub use admin::{AccountSummary, Pruned};
+pub use deletion::Erased;
+pub use sessions::{LogoutScope, SessionSummary};
 pub use throttle::Limits;
 
 /// Wrong codes a pending token survives (the contract's limit).
@@ -330,25 +333,24 @@ impl Authenticator {
     /// Signs the access token for a session and packs the token response.
     fn token_grant(
         &self,
-        session_id: &str,
-        user_id: &str,
-        amr: Vec<String>,
+        session: GrantedSession<'_>,
         refresh: RefreshToken,
         refresh_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<TokenGrant, AuthError> {
         let ttl = self.inner.settings.access_ttl;
         let claims = AccessClaims {
-            sub: user_id.to_owned(),
-            sid: session_id.to_owned(),
+            sub: session.user_id.to_owned(),
+            sid: session.id.to_owned(),
             jti: Uuid::new_v4().to_string(),
             iss: self.inner.settings.issuer.clone(),
             aud: ACCESS_AUDIENCE.to_owned(),
             iat: now.timestamp(),
             nbf: now.timestamp(),
             exp: (now + ttl).timestamp(),
-            amr,
+            amr: session.amr,
             aal: "aal2".to_owned(),
+            auth_time: session.created_at.timestamp(),
         };
         Ok(TokenGrant {
             access_token: self.inner.tokens.sign_access(&claims)?,
@@ -448,6 +450,15 @@ fn live_pending_in(
     }
 }
 
+/// The session an access token is signed for.
+struct GrantedSession<'a> {
+    id: &'a str,
+    user_id: &'a str,
+    amr: Vec<String>,
+    /// When its second factor was passed: the token's `auth_time`.
+    created_at: DateTime<Utc>,
+}
+
 /// A session about to be created (moved into the transaction that writes
 /// it, then turned into tokens).
 struct SessionOpening {
@@ -493,6 +504,8 @@ impl SessionOpening {
                 amr: &self.amr.join(" "),
                 created_at: at,
                 expires_at: self.expires_at.naive_utc(),
+                ip: client.ip.map(|ip| ip.to_string()).as_deref(),
+                user_agent: client.user_agent.as_deref(),
             },
         )?;
         session_store::insert_refresh(
@@ -509,9 +522,12 @@ impl SessionOpening {
 
     fn into_grant(self, auth: &Authenticator) -> Result<TokenGrant, AuthError> {
         let grant = auth.token_grant(
-            &self.session_id,
-            &self.user_id,
-            self.amr,
+            GrantedSession {
+                id: &self.session_id,
+                user_id: &self.user_id,
+                amr: self.amr,
+                created_at: self.created_at,
+            },
             self.refresh,
             self.refresh_expires_at,
             self.created_at,

@@ -1,14 +1,41 @@
-//! Sessions after the second factor: access checks, refresh, logout.
+//! Sessions after the second factor: access checks, refresh, the user's
+//! list of sessions, logout.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 use super::security_log::Record as _;
-use super::{Account, Authenticator, Session, TokenGrant};
+use super::{Account, Authenticator, GrantedSession, Session, TokenGrant};
 use crate::auth::error::AuthError;
 use crate::auth::opaque_token::RefreshToken;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::TokenRejection;
 use crate::store::sessions::{self, NewRefresh, SessionRow};
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope {
+    /// The caller's session.
+    Local,
+    /// Every session of the user but the caller's.
+    Others,
+    /// Every session of the user.
+    Global,
+}
+
+/// A live session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// Its last refresh, if any.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub amr: Vec<String>,
+    /// Whether it is the session of the request.
+    pub current: bool,
+}
 
 /// What a presented refresh token turned out to be.
 enum Refreshed {
@@ -102,6 +129,7 @@ impl Authenticator {
                 if !sessions::rotate_refresh(conn, &presented_hash, at)? {
                     return reused(conn);
                 }
+                sessions::touch(conn, &session.id, at)?;
                 let expires_at = (now + refresh_ttl).naive_utc().min(session.expires_at);
                 sessions::insert_refresh(
                     conn,
@@ -117,9 +145,12 @@ impl Authenticator {
             .await?;
         match outcome {
             (Refreshed::Rotated(session), expires_at) => self.token_grant(
-                &session.id,
-                &session.user_id,
-                session.amr.split(' ').map(str::to_owned).collect(),
+                GrantedSession {
+                    id: &session.id,
+                    user_id: &session.user_id,
+                    amr: session.amr.split(' ').map(str::to_owned).collect(),
+                    created_at: session.created_at.and_utc(),
+                },
                 next,
                 DateTime::from_naive_utc_and_offset(expires_at, chrono::Utc),
                 now,
@@ -128,15 +159,70 @@ impl Authenticator {
         }
     }
 
-    /// Ends the session: its access and refresh tokens are refused from now on.
-    pub async fn logout(&self, session: &Session, client: ClientInfo) -> Result<(), AuthError> {
+    /// The user's live sessions, newest first.
+    pub async fn sessions(&self, session: &Session) -> Result<Vec<SessionSummary>, AuthError> {
+        let now = self.now().naive_utc();
+        let user_id = session.claims.sub.clone();
+        let rows = self
+            .read(move |conn| sessions::list_live(conn, &user_id, now))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| SessionSummary {
+                current: row.id == session.claims.sid,
+                amr: row.amr.split(' ').map(str::to_owned).collect(),
+                id: row.id,
+                created_at: row.created_at.and_utc(),
+                last_used_at: row.last_used_at.map(|at| at.and_utc()),
+                expires_at: row.expires_at.and_utc(),
+                ip: row.ip,
+                user_agent: row.user_agent,
+            })
+            .collect())
+    }
+
+    /// Revokes one live session of the user (the caller's own included);
+    /// false when `session_id` is not one.
+    pub async fn revoke_session(
+        &self,
+        session: &Session,
+        session_id: &str,
+        client: ClientInfo,
+    ) -> Result<bool, AuthError> {
+        let now = self.now().naive_utc();
+        let (sid, sub) = (session_id.to_owned(), session.claims.sub.clone());
+        self.write(move |conn| {
+            if !sessions::revoke(conn, &sid, &sub, now)? {
+                return Ok(false);
+            }
+            client.record(conn, &sub, EventKind::SessionRevoked, now)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Ends the caller's session, the user's other sessions, or all of
+    /// them: their access and refresh tokens are refused from now on. The
+    /// log says `logout` for the caller's session and `session_revoked`
+    /// when others were ended.
+    pub async fn logout(
+        &self,
+        session: &Session,
+        scope: LogoutScope,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
         let now = self.now().naive_utc();
         let (sid, sub) = (session.claims.sid.clone(), session.claims.sub.clone());
         self.write(move |conn| {
-            if !sessions::revoke(conn, &sid, &sub, now)? {
-                return Err(AuthError::InvalidToken);
+            if scope != LogoutScope::Local && sessions::revoke_others(conn, &sub, &sid, now)? > 0 {
+                client.record(conn, &sub, EventKind::SessionRevoked, now)?;
             }
-            client.record(conn, &sub, EventKind::Logout, now)?;
+            if scope != LogoutScope::Others {
+                if !sessions::revoke(conn, &sid, &sub, now)? {
+                    return Err(AuthError::InvalidToken);
+                }
+                client.record(conn, &sub, EventKind::Logout, now)?;
+            }
             Ok(())
         })
         .await

@@ -40,6 +40,14 @@ pub fn is_live_for(
     Ok(found.is_some())
 }
 
+/// The hashes of the user's device tokens (which name their throttles).
+pub fn hashes_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(device_tokens::table
+        .filter(device_tokens::user_id.eq(user_id))
+        .select(device_tokens::token_hash)
+        .load(conn)?)
+}
+
 /// Forgets every device of the user.
 pub fn delete_all_for_user(conn: &mut DbConnection, user_id: &str) -> Result<usize, StoreError> {
     Ok(

@@ -15,6 +15,8 @@ pub struct NewSession<'a> {
     pub amr: &'a str,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut DbConnection, session: &NewSession<'_>) -> Result<(), StoreError> {
@@ -54,7 +56,8 @@ pub fn revoke(
         sessions::table
             .filter(sessions::id.eq(session_id))
             .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::revoked_at.is_null()),
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now)),
     )
     .set(sessions::revoked_at.eq(now))
     .execute(conn)?;
@@ -70,6 +73,61 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The user's live sessions, newest first.
+pub fn list_live(
+    conn: &mut DbConnection,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<SessionRow>, StoreError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(SessionRow::as_select())
+        .load(conn)?)
+}
+
+/// Every session id the user ever had, live or not.
+pub fn ids_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .select(sessions::id)
+        .load(conn)?)
+}
+
+/// Records a refresh of the session.
+pub fn touch(
+    conn: &mut DbConnection,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(sessions::table.find(session_id))
+        .set(sessions::last_used_at.eq(now))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Revokes every live session of the user but `keep`; returns how many.
+pub fn revoke_others(
+    conn: &mut DbConnection,
+    user_id: &str,
+    keep: &str,
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::id.ne(keep))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

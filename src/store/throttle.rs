@@ -145,3 +145,16 @@ pub fn release_claim(
     .execute(conn)?;
     Ok(())
 }
+
+/// Forgets every counter, bucket and claim under these keys (an account
+/// being deleted leaves nothing of itself behind).
+pub fn delete_keys(conn: &mut DbConnection, keys: &[String]) -> Result<usize, StoreError> {
+    let counters =
+        diesel::delete(failure_counters::table.filter(failure_counters::key.eq_any(keys)))
+            .execute(conn)?;
+    let buckets =
+        diesel::delete(rate_buckets::table.filter(rate_buckets::key.eq_any(keys))).execute(conn)?;
+    let claims =
+        diesel::delete(check_claims::table.filter(check_claims::key.eq_any(keys))).execute(conn)?;
+    Ok(counters + buckets + claims)
+}

@@ -117,6 +117,23 @@ pub fn find_by_id(conn: &mut DbConnection, user_id: &str) -> Result<Option<UserR
         .optional()?)
 }
 
+pub fn set_password_hash(
+    conn: &mut DbConnection,
+    user_id: &str,
+    password_hash: &str,
+) -> Result<(), StoreError> {
+    diesel::update(users::table.find(user_id))
+        .set(users::password_hash.eq(password_hash))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the user; the database cascades to everything that references
+/// it. False if there was no such user.
+pub fn delete(conn: &mut DbConnection, user_id: &str) -> Result<bool, StoreError> {
+    Ok(diesel::delete(users::table.find(user_id)).execute(conn)? == 1)
+}
+
 /// Turns two-factor off and forgets the secret (re-enrolment starts anew).
 pub fn disable_two_factor(conn: &mut DbConnection, user_id: &str) -> Result<(), StoreError> {
     diesel::update(users::table.filter(users::id.eq(user_id)))

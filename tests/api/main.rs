@@ -5,6 +5,7 @@
 #[macro_use]
 mod helpers;
 
+mod account_changes;
 mod admin;
 mod bearer;
 mod bodies;
@@ -23,6 +24,7 @@ mod password_checks;
 mod refresh_races;
 mod routing;
 mod security;
+mod sessions;
 mod slow_clients;
 mod throttling;
 mod tokens;

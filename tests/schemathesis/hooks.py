@@ -10,7 +10,9 @@ sessions, and a TOTP step is accepted once per user.
   registration (setup), registration + setup (verify), or an enrolled
   user's login (recover).
 - Operations secured with `access_token` get a fresh access token of a newly
-  enrolled user (register -> setup -> verify with a pyotp code).
+  enrolled user (register -> setup -> verify with a pyotp code). So a case
+  that changes the password or deletes the account only ever touches its own
+  throw-away user.
 
 For a share of the cases the generated body is then replaced by one that
 succeeds (a current TOTP code, a real recovery or refresh token, the real
@@ -24,6 +26,8 @@ import os
 import random
 import threading
 import time
+import base64
+import json
 import uuid
 from dataclasses import dataclass, field
 
@@ -43,6 +47,10 @@ ACCESS_OPERATIONS = (
     "list_security_events",
     "regenerate_recovery_codes",
     "disable_two_factor",
+    "list_sessions",
+    "revoke_session",
+    "change_password",
+    "delete_account",
 )
 # Operations without a bearer token whose bodies we can make valid from an
 # enrolled user.
@@ -65,6 +73,12 @@ class Fixture:
     secret: str | None = None
     recovery_codes: list[str] = field(default_factory=list)
     verified_at: float = 0.0
+
+
+def session_id(access_token: str) -> str:
+    """The `sid` claim of an access token (the caller's session id)."""
+    payload = access_token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
 
 
 def _post(path: str, token: str | None = None, body: dict | None = None) -> httpx.Response:
@@ -151,6 +165,14 @@ def valid_body(operation_id: str, fixture: Fixture | None) -> dict | None:
         return {"code": fresh_code(fixture)}
     if operation_id == "disable_two_factor":
         return {"password": PASSWORD, "code": fresh_code(fixture)}
+    if operation_id == "change_password":
+        return {
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase",
+            "code": fresh_code(fixture),
+        }
+    if operation_id == "delete_account":
+        return {"password": PASSWORD, "code": fresh_code(fixture)}
     if operation_id == "login":
         return {"username": fixture.username, "password": PASSWORD}
     if operation_id == "refresh_tokens":
@@ -195,6 +217,10 @@ def before_call(context, case, kwargs):
         return
     if fixture is None and operation_id in BODY_OPERATIONS:
         fixture = enrolled()
+    if operation_id == "revoke_session" and fixture is not None:
+        # The caller's own session: a live one, so that 204 is seen too.
+        case.path_parameters = {"id": session_id(fixture.access_token)}
+        return
     body = valid_body(operation_id, fixture)
     if body is not None:
         case.body = body

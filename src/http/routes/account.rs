@@ -1,10 +1,16 @@
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::User;
-use crate::http::extract::AccessSession;
-use crate::http::openapi::{AccessTokenErrors, InvalidToken, ServerErrors};
+use crate::auth::password::Password;
+use crate::auth::totp::TotpCode;
+use crate::auth::username::Username;
+use crate::http::extract::{AccessSession, Client, JsonObject};
+use crate::http::openapi::{
+    AccessTokenErrors, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts,
+    WrongPasswordOrCode,
+};
 use crate::http::problem::ApiError;
 use crate::service::Authenticator;
 
@@ -34,7 +40,8 @@ pub struct SecurityEvent {
     /// What happened: `registered`, `login_succeeded`, `login_failed`,
     /// `two_factor_enabled`, `otp_failed`, `recovery_code_used`,
     /// `recovery_codes_regenerated`, `two_factor_disabled`, `logout`,
-    /// `refresh_reuse_detected` or `locked_out` (more may be added).
+    /// `refresh_reuse_detected`, `locked_out`, `password_changed` or
+    /// `session_revoked` (more may be added).
     #[serde(rename = "type")]
     #[schema(example = "login_succeeded")]
     pub event_type: String,
@@ -90,4 +97,110 @@ pub async fn events(
         })
         .collect();
     Ok(HttpResponse::Ok().json(EventsResponse { events }))
+}
+
+/// The current password, a current code and the new password.
+#[derive(Debug, ToSchema)]
+pub struct ChangePasswordRequest {
+    #[schema(min_length = 1, example = "correct horse battery staple")]
+    pub current_password: String,
+    /// 8 to 128 characters after NFKC; not the username and not a common
+    /// password (both compared case-insensitively).
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        example = "staple battery horse correct"
+    )]
+    pub new_password: String,
+    /// A current 6-digit TOTP code.
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
+    pub code: String,
+}
+
+/// Change the password.
+///
+/// Needs the current password and a current code (checked in that order,
+/// each throttled: once the session's password streak or the account's
+/// second factor is locked, every request gets 429). The caller's session
+/// lives on; every other session, every device token and every pending
+/// token of the user dies.
+#[utoipa::path(
+    tag = "account",
+    operation_id = "change_password",
+    security(("access_token" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Password changed; every other session and every device token revoked"),
+        (status = 401, response = WrongPasswordOrCode),
+        AccessTokenErrors,
+        JsonBodyErrors,
+        (status = 429, response = TooManyAttempts),
+        ServerErrors,
+    )
+)]
+#[post("/me/password")]
+pub async fn change_password(
+    auth: web::Data<Authenticator>,
+    session: AccessSession,
+    client: Client,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let username = Username::parse(&session.0.account.username).ok();
+    let mut fields = body.into_fields();
+    let current = fields.text("current_password");
+    let new = fields.parse("new_password", |raw| {
+        Password::new_for(raw, username.as_ref())
+    });
+    let code = fields.parse("code", TotpCode::parse);
+    let ((current, new), code) = fields.finish(current.zip(new).zip(code))?;
+    auth.change_password(&session.0, Password::offered(&current), new, code, client.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The password and a current code, to delete the account.
+#[derive(Debug, ToSchema)]
+pub struct DeleteAccountRequest {
+    #[schema(min_length = 1, example = "correct horse battery staple")]
+    pub password: String,
+    /// A current 6-digit TOTP code.
+    #[schema(pattern = "^[0-9]{6}$", example = "123456")]
+    pub code: String,
+}
+
+/// Delete the account.
+///
+/// Needs the password and a current code (throttled as for a password
+/// change). The user and everything of theirs (sessions, refresh and device
+/// tokens, the TOTP secret, recovery codes, the security log) are erased in
+/// one step; every token of theirs is refused from then on and the username
+/// can be registered again.
+#[utoipa::path(
+    tag = "account",
+    operation_id = "delete_account",
+    security(("access_token" = [])),
+    request_body = DeleteAccountRequest,
+    responses(
+        (status = 204, description = "Account deleted"),
+        (status = 401, response = WrongPasswordOrCode),
+        AccessTokenErrors,
+        JsonBodyErrors,
+        (status = 429, response = TooManyAttempts),
+        ServerErrors,
+    )
+)]
+#[post("/me/delete")]
+pub async fn delete_account(
+    auth: web::Data<Authenticator>,
+    session: AccessSession,
+    client: Client,
+    body: JsonObject,
+) -> Result<HttpResponse, ApiError> {
+    let mut fields = body.into_fields();
+    let password = fields.text("password");
+    let code = fields.parse("code", TotpCode::parse);
+    let (password, code) = fields.finish(password.zip(code))?;
+    auth.delete_account(&session.0, Password::offered(&password), code, client.0)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

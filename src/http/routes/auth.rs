@@ -1,17 +1,19 @@
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{PendingTokenResponse, TokenResponse, User};
+use crate::auth::FieldError;
 use crate::auth::opaque_token::{DeviceToken, RefreshToken};
 use crate::auth::password::Password;
 use crate::auth::username::Username;
 use crate::http::extract::{AccessSession, Client, JsonObject};
 use crate::http::openapi::{
-    AccessTokenErrors, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts, problem_example,
+    AccessTokenErrors, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts,
+    problem_example, validation_failed_example,
 };
 use crate::http::problem::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::service::Authenticator;
+use crate::service::{Authenticator, LogoutScope};
 
 /// A new account's username and password.
 #[derive(Debug, ToSchema)]
@@ -143,18 +145,62 @@ pub async fn login(
     Ok(HttpResponse::Ok().json(PendingTokenResponse::from(grant)))
 }
 
-/// End the session.
+/// Which sessions `POST /auth/logout` ends.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LogoutScopeName {
+    /// The caller's session (the default).
+    Local,
+    /// Every other session of the user; the caller's lives on.
+    Others,
+    /// Every session of the user.
+    Global,
+}
+
+/// The `scope` of the query string: absent is `local`; anything but one
+/// `local`, `others` or `global` is 422.
+fn logout_scope(query: &str) -> Result<LogoutScope, ApiError> {
+    let invalid = || {
+        ApiError::validation(vec![FieldError::new(
+            "scope",
+            "must be one of local, others, global",
+        )])
+    };
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query).map_err(|_| invalid())?;
+    let mut scopes = pairs.0.into_iter().filter(|(name, _)| name == "scope");
+    let scope = match (scopes.next(), scopes.next()) {
+        (None, _) => return Ok(LogoutScope::Local),
+        (Some((_, scope)), None) => scope,
+        (Some(_), Some(_)) => return Err(invalid()),
+    };
+    match scope.as_str() {
+        "local" => Ok(LogoutScope::Local),
+        "others" => Ok(LogoutScope::Others),
+        "global" => Ok(LogoutScope::Global),
+        _ => Err(invalid()),
+    }
+}
+
+/// End sessions.
 ///
-/// Revokes the session of the access token: it and the session's refresh
-/// token are refused from then on.
+/// `scope=local` (the default) revokes the session of the access token;
+/// `others`, every other session of the user; `global`, all of them. A
+/// revoked session's access and refresh tokens are refused from then on.
+/// The security log says `logout` for the caller's session and
+/// `session_revoked` when other sessions were ended.
 #[utoipa::path(
     tag = "auth",
     operation_id = "logout",
     security(("access_token" = [])),
+    params(
+        ("scope" = inline(Option<LogoutScopeName>), Query, description = "Which sessions to end: `local` (default), `others` or `global`"),
+    ),
     responses(
-        (status = 204, description = "Session ended"),
+        (status = 204, description = "Sessions ended"),
         (status = 401, response = InvalidToken),
         AccessTokenErrors,
+        (status = 422, description = "`validation_failed`: `scope` is not `local`, `others` or `global`", body = Problem, content_type = PROBLEM_JSON,
+            example = json!(validation_failed_example("scope", "must be one of local, others, global"))),
         ServerErrors,
     )
 )]
@@ -163,8 +209,10 @@ pub async fn logout(
     auth: web::Data<Authenticator>,
     session: AccessSession,
     client: Client,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    auth.logout(&session.0, client.0).await?;
+    let scope = logout_scope(req.query_string())?;
+    auth.logout(&session.0, scope, client.0).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod docs;
+pub mod sessions;
 pub mod system;
 pub mod two_factor;
 

@@ -11,7 +11,7 @@ use crate::auth::totp::{self, TotpCode};
 use crate::http::extract::{AccessSession, Client, JsonObject, PendingToken};
 use crate::http::openapi::{
     AccessTokenErrors, BadRequest, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts,
-    problem_example,
+    WrongPasswordOrCode, problem_example,
 };
 use crate::http::problem::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
 use crate::service::Authenticator;
@@ -268,13 +268,7 @@ pub struct DisableRequest {
     request_body = DisableRequest,
     responses(
         (status = 204, description = "Two-factor disabled; every session of the user revoked"),
-        (status = 401, description = "`invalid_credentials` (wrong password), `invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = PROBLEM_JSON,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
-            examples(
-                ("invalid_credentials" = (value = json!(problem_example(ErrorCode::InvalidCredentials)))),
-                ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
-                ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
-            )),
+        (status = 401, response = WrongPasswordOrCode),
         AccessTokenErrors,
         JsonBodyErrors,
         (status = 429, response = TooManyAttempts),

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod jwt;
 pub mod paths;
 pub mod raw_http;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -14,6 +14,9 @@ pub const DISABLE: &str = "/api/v1/2fa/disable";
 
 pub const ME: &str = "/api/v1/me";
 pub const EVENTS: &str = "/api/v1/me/events";
+pub const SESSIONS: &str = "/api/v1/me/sessions";
+pub const PASSWORD_CHANGE: &str = "/api/v1/me/password";
+pub const ACCOUNT_DELETE: &str = "/api/v1/me/delete";
 
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
