@@ -20,6 +20,8 @@ pub enum EventKind {
     Logout,
     RefreshReuseDetected,
     LockedOut,
+    AuthenticatorAdded,
+    AuthenticatorRemoved,
 }
 
 impl EventKind {
@@ -37,6 +39,8 @@ impl EventKind {
             Self::Logout => "logout",
             Self::RefreshReuseDetected => "refresh_reuse_detected",
             Self::LockedOut => "locked_out",
+            Self::AuthenticatorAdded => "authenticator_added",
+            Self::AuthenticatorRemoved => "authenticator_removed",
         }
     }
 }
