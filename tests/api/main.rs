@@ -6,6 +6,8 @@
 mod helpers;
 
 mod admin;
+mod authenticator_migration;
+mod authenticators;
 mod bearer;
 mod bodies;
 mod client_addresses;
