@@ -34,7 +34,8 @@ pub struct SecurityEvent {
     /// What happened: `registered`, `login_succeeded`, `login_failed`,
     /// `two_factor_enabled`, `otp_failed`, `recovery_code_used`,
     /// `recovery_codes_regenerated`, `two_factor_disabled`, `logout`,
-    /// `refresh_reuse_detected` or `locked_out` (more may be added).
+    /// `refresh_reuse_detected`, `locked_out`, `authenticator_added` or
+    /// `authenticator_removed` (more may be added).
     #[serde(rename = "type")]
     #[schema(example = "login_succeeded")]
     pub event_type: String,
