@@ -26,10 +26,6 @@ impl AuthenticatorName {
         Ok(Self(name.into_owned()))
     }
 
-    pub fn default_name() -> Self {
-        Self(DEFAULT_NAME.to_owned())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
