@@ -39,6 +39,14 @@ pub enum AuthError {
     InvalidOtp,
     #[error("invalid recovery code")]
     InvalidRecoveryCode,
+    #[error("not found")]
+    NotFound,
+    #[error("authenticator name taken")]
+    AuthenticatorNameTaken,
+    #[error("too many authenticators")]
+    TooManyAuthenticators,
+    #[error("the last authenticator cannot be removed")]
+    LastAuthenticator,
     #[error("too many attempts; retry in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: i64 },
     /// The database does not answer: the client may retry later.

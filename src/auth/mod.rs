@@ -4,6 +4,7 @@
 //! Nothing here knows HTTP, SQL or persistence: the service (`crate::service`)
 //! applies these rules inside its transactions.
 
+pub mod authenticator;
 pub mod clock;
 pub mod error;
 pub mod keyed_hash;

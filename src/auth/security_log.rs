@@ -22,6 +22,8 @@ pub enum EventKind {
     LockedOut,
     PasswordChanged,
     SessionRevoked,
+    AuthenticatorAdded,
+    AuthenticatorRemoved,
 }
 
 impl EventKind {
@@ -41,6 +43,8 @@ impl EventKind {
             Self::LockedOut => "locked_out",
             Self::PasswordChanged => "password_changed",
             Self::SessionRevoked => "session_revoked",
+            Self::AuthenticatorAdded => "authenticator_added",
+            Self::AuthenticatorRemoved => "authenticator_removed",
         }
     }
 }

@@ -36,7 +36,11 @@ pub fn routes(config: &mut ServiceConfig) {
                 .service(routes::two_factor::verify)
                 .service(routes::two_factor::recover)
                 .service(routes::two_factor::regenerate_recovery_codes)
-                .service(routes::two_factor::disable),
+                .service(routes::two_factor::disable)
+                .service(routes::authenticators::list)
+                .service(routes::authenticators::add)
+                .service(routes::authenticators::confirm)
+                .service(routes::authenticators::remove),
         )
         .service(routes::system::jwks)
         .service(routes::system::healthz)

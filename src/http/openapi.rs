@@ -26,6 +26,7 @@ use crate::auth::FieldError;
     components(responses(
         BadRequest,
         InvalidToken,
+        InvalidCode,
         TwoFactorRequired,
         PayloadTooLarge,
         UnsupportedMediaType,
@@ -104,6 +105,19 @@ pub struct BadRequest(pub Problem);
     example = json!(problem_example(ErrorCode::InvalidToken))
 )]
 pub struct InvalidToken(pub Problem);
+
+/// `invalid_otp` (a wrong or replayed code) or `invalid_token`: what an
+/// operation that takes an access token and a code answers with.
+#[derive(ToResponse)]
+#[response(
+    content_type = PROBLEM_JSON,
+    headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
+    examples(
+        ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
+        ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
+    )
+)]
+pub struct InvalidCode(pub Problem);
 
 /// `two_factor_required`: a pending-2FA token was sent where a full access
 /// token is needed.

@@ -32,6 +32,9 @@ pub enum ErrorCode {
     TwoFactorSetupRequired,
     InvalidOtp,
     InvalidRecoveryCode,
+    AuthenticatorNameTaken,
+    TooManyAuthenticators,
+    LastAuthenticator,
     TooManyAttempts,
     ServiceUnavailable,
     Internal,
@@ -54,6 +57,9 @@ impl ErrorCode {
             Self::TwoFactorSetupRequired => "two_factor_setup_required",
             Self::InvalidOtp => "invalid_otp",
             Self::InvalidRecoveryCode => "invalid_recovery_code",
+            Self::AuthenticatorNameTaken => "authenticator_name_taken",
+            Self::TooManyAuthenticators => "too_many_authenticators",
+            Self::LastAuthenticator => "last_authenticator",
             Self::TooManyAttempts => "too_many_attempts",
             Self::ServiceUnavailable => "service_unavailable",
             Self::Internal => "internal",
@@ -73,9 +79,12 @@ impl ErrorCode {
             | Self::InvalidOtp
             | Self::InvalidRecoveryCode => StatusCode::UNAUTHORIZED,
             Self::TwoFactorRequired => StatusCode::FORBIDDEN,
-            Self::UsernameTaken | Self::TwoFactorAlreadyEnabled | Self::TwoFactorSetupRequired => {
-                StatusCode::CONFLICT
-            }
+            Self::UsernameTaken
+            | Self::TwoFactorAlreadyEnabled
+            | Self::TwoFactorSetupRequired
+            | Self::AuthenticatorNameTaken
+            | Self::TooManyAuthenticators
+            | Self::LastAuthenticator => StatusCode::CONFLICT,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +111,13 @@ impl ErrorCode {
             Self::TwoFactorSetupRequired => "Call /api/v1/2fa/setup before verifying a code.",
             Self::InvalidOtp => "The one-time code is incorrect or was already used.",
             Self::InvalidRecoveryCode => "The recovery code is incorrect or was already used.",
+            Self::AuthenticatorNameTaken => "You already have an authenticator of that name.",
+            Self::TooManyAuthenticators => {
+                "You have as many authenticators as allowed; remove one first."
+            }
+            Self::LastAuthenticator => {
+                "This is your only authenticator; turn two-factor off with /api/v1/2fa/disable instead."
+            }
             Self::TooManyAttempts => "Too many attempts; retry after the time in Retry-After.",
             Self::ServiceUnavailable => "The service is temporarily unavailable.",
             Self::Internal => "An internal error occurred.",
@@ -146,7 +162,8 @@ pub struct Problem {
     /// `not_found`, `method_not_allowed`, `invalid_token`,
     /// `two_factor_required`, `invalid_credentials`, `username_taken`,
     /// `two_factor_already_enabled`, `two_factor_setup_required`,
-    /// `invalid_otp`, `invalid_recovery_code`, `too_many_attempts`,
+    /// `invalid_otp`, `invalid_recovery_code`, `authenticator_name_taken`,
+    /// `too_many_authenticators`, `last_authenticator`, `too_many_attempts`,
     /// `service_unavailable` or `internal`. New codes may be added: treat an
     /// unknown one by its `status`.
     #[schema(example = "validation_failed")]
@@ -262,6 +279,10 @@ impl From<AuthError> for ApiError {
             AuthError::TwoFactorSetupRequired => Self::new(ErrorCode::TwoFactorSetupRequired),
             AuthError::InvalidOtp => Self::new(ErrorCode::InvalidOtp),
             AuthError::InvalidRecoveryCode => Self::new(ErrorCode::InvalidRecoveryCode),
+            AuthError::NotFound => Self::new(ErrorCode::NotFound),
+            AuthError::AuthenticatorNameTaken => Self::new(ErrorCode::AuthenticatorNameTaken),
+            AuthError::TooManyAuthenticators => Self::new(ErrorCode::TooManyAuthenticators),
+            AuthError::LastAuthenticator => Self::new(ErrorCode::LastAuthenticator),
             AuthError::TooManyAttempts { retry_after_secs } => Self {
                 retry_after: Some(retry_after_secs.max(1)),
                 ..Self::new(ErrorCode::TooManyAttempts)

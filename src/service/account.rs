@@ -9,7 +9,8 @@ use crate::auth::password::Password;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::totp::TotpCode;
 use crate::store::{
-    DbConnection, StoreError, devices, pending, recovery_codes, security_log, sessions, users,
+    DbConnection, StoreError, authenticators, devices, pending, recovery_codes, security_log,
+    sessions, users,
 };
 
 /// One line of the user's security log.
@@ -52,8 +53,8 @@ impl Authenticator {
         Ok(codes)
     }
 
-    /// Turns two-factor off, given the password and a current code: the
-    /// secret and recovery codes are erased and every session is revoked.
+    /// Turns two-factor off, given the password and a current code: every
+    /// authenticator and the recovery codes are erased and every session is revoked.
     pub async fn disable_two_factor(
         &self,
         session: &Session,
@@ -114,7 +115,7 @@ impl Authenticator {
     }
 }
 
-/// Back to a password-only account: no secret, no recovery codes, no
+/// Back to a password-only account: no authenticator, no recovery codes, no
 /// session, no known device, no outstanding pending token.
 pub(super) fn erase_two_factor(
     conn: &mut DbConnection,
@@ -122,6 +123,7 @@ pub(super) fn erase_two_factor(
     at: chrono::NaiveDateTime,
 ) -> Result<(), StoreError> {
     users::disable_two_factor(conn, user_id)?;
+    authenticators::delete_all_for_user(conn, user_id)?;
     recovery_codes::delete_all(conn, user_id)?;
     sessions::revoke_all_for_user(conn, user_id, at)?;
     pending::consume_all_for_user(conn, user_id, at)?;

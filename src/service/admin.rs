@@ -7,7 +7,9 @@ use crate::auth::error::AuthError;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::username;
 use crate::store::users::UserRow;
-use crate::store::{devices, pending, recovery_codes, security_log, sessions, throttle, users};
+use crate::store::{
+    authenticators, devices, pending, recovery_codes, security_log, sessions, throttle, users,
+};
 
 /// What `otpgate admin show` prints: state, never secrets.
 #[derive(Debug, Clone)]
@@ -132,25 +134,30 @@ impl Authenticator {
         loop {
             let key_id = current.clone();
             let batch = self
-                .read(move |conn| users::sealed_under_other_keys(conn, &key_id, 100))
+                .read(move |conn| authenticators::sealed_under_other_keys(conn, &key_id, 100))
                 .await?;
             if batch.is_empty() {
                 return Ok(resealed);
             }
-            for user in batch {
-                let secret = self
+            for authenticator in batch {
+                let secret = self.inner.open_secret(&authenticator)?;
+                let sealed = self
                     .inner
-                    .open_secret(&user)?
-                    .ok_or_else(|| AuthError::internal("listed user has no secret"))?;
-                let sealed = self.inner.secrets.seal(secret.as_bytes(), &user.id)?;
-                let old_sealed = user.totp_secret.clone().unwrap_or_default();
+                    .secrets
+                    .seal(secret.as_bytes(), &authenticator.user_id)?;
                 let key_id = current.clone();
                 // Only if the secret is still the one re-sealed: an instance
-                // on the old key may have replaced it meanwhile (disable and
-                // a new setup), and the new secret must not be overwritten.
+                // on the old key may have replaced it meanwhile, and the new
+                // secret must not be overwritten.
                 let done = self
                     .write(move |conn| {
-                        users::reseal_secret(conn, &user.id, &old_sealed, &sealed, &key_id)
+                        authenticators::reseal_secret(
+                            conn,
+                            &authenticator.id,
+                            &authenticator.totp_secret,
+                            &sealed,
+                            &key_id,
+                        )
                     })
                     .await?;
                 resealed += usize::from(done);

@@ -10,6 +10,7 @@
 mod account;
 mod admin;
 mod attempt;
+mod authenticators;
 mod deletion;
 mod password_check;
 mod password_step;
@@ -35,17 +36,22 @@ use crate::auth::tokens::{
     ACCESS_AUDIENCE, AccessClaims, PENDING_AUDIENCE, PendingClaims, TokenKeys,
 };
 use crate::auth::totp::{TotpCode, TotpSecret};
+use crate::store::authenticators::AuthenticatorRow;
 use crate::store::devices::{self, NewDevice};
 use crate::store::pending::NewPending;
 use crate::store::sessions::{NewRefresh, NewSession};
 use crate::store::users::UserRow;
-use crate::store::{DbConnection, Store, StoreError, pending, sessions as session_store, users};
+use crate::store::{
+    DbConnection, Store, StoreError, authenticators as authenticator_store, pending,
+    sessions as session_store, users,
+};
 
 use attempt::{Attempt, Verdict};
 use security_log::Record as _;
 
 pub use account::SecurityLogEntry;
 pub use admin::{AccountSummary, Pruned};
+pub use authenticators::{AddedAuthenticator, AuthenticatorInfo, AuthenticatorList};
 pub use deletion::Erased;
 pub use sessions::{LogoutScope, SessionSummary};
 pub use throttle::Limits;
@@ -247,8 +253,10 @@ impl Authenticator {
     }
 
     /// Checks a code for an action taken with an access token (disable,
-    /// new recovery codes): the code must be current and unused; `action`
-    /// then runs in the same transaction that records the code as used.
+    /// new recovery codes, adding or removing an authenticator): a current,
+    /// unused code of any confirmed authenticator; `action` then runs in
+    /// the same transaction that records the code as used (an error of
+    /// `action` rolls all of it back, the code unspent).
     async fn with_fresh_code<T, F>(
         &self,
         session: &Session,
@@ -268,12 +276,9 @@ impl Authenticator {
         let verdict = self
             .write(move |conn| {
                 let user = users::find_by_id(conn, &user_id)?.ok_or(AuthError::InvalidToken)?;
-                if user.totp_secret.is_none() {
-                    return Err(AuthError::TwoFactorSetupRequired);
-                }
                 let attempt = inner.attempt(&user.id, &client, now, None);
                 attempt.run(conn, |conn| {
-                    if inner.accept_totp(conn, &user, &code, now)? {
+                    if inner.accept_totp(conn, &user, &code, now)?.is_some() {
                         action(conn, now.naive_utc()).map(Some)
                     } else {
                         Ok(None)
@@ -392,32 +397,56 @@ impl Inner {
         }
     }
 
-    /// Checks `code` against the user's secret and, if it matches a step
-    /// newer than any accepted before, records that step (the replay
-    /// check, atomic with the transaction). Without a secret: setup first.
+    /// Checks `code` against the user's authenticators that may sign in:
+    /// the confirmed ones, and before two-factor is on the one being
+    /// enrolled. Without any: setup first. Returns the id of the one that
+    /// matched.
     fn accept_totp(
         &self,
         conn: &mut DbConnection,
         user: &UserRow,
         code: &TotpCode,
         now: DateTime<Utc>,
-    ) -> Result<bool, AuthError> {
-        let secret = self
-            .open_secret(user)?
-            .ok_or(AuthError::TwoFactorSetupRequired)?;
-        match secret.matching_step(code, now.timestamp(), user.totp_last_step) {
-            Some(step) => Ok(users::advance_totp_step(conn, &user.id, step)?),
-            None => Ok(false),
+    ) -> Result<Option<String>, AuthError> {
+        let mut candidates = authenticator_store::confirmed(conn, &user.id)?;
+        if !user.two_factor_enabled {
+            candidates.extend(authenticator_store::unconfirmed(conn, &user.id)?);
         }
+        if candidates.is_empty() {
+            return Err(AuthError::TwoFactorSetupRequired);
+        }
+        self.accept_code_of(conn, &candidates, code, now)
     }
 
-    fn open_secret(&self, user: &UserRow) -> Result<Option<TotpSecret>, AuthError> {
-        let (Some(sealed), Some(key_id)) = (&user.totp_secret, &user.totp_key_id) else {
-            return Ok(None);
-        };
-        let bytes = self.secrets.open(key_id, sealed, &user.id)?;
+    /// The id of the first of `candidates` for which `code` is the code of
+    /// a step newer than any it accepted before; that step and the use are
+    /// recorded (the replay check, per authenticator, atomic with the
+    /// transaction).
+    fn accept_code_of(
+        &self,
+        conn: &mut DbConnection,
+        candidates: &[AuthenticatorRow],
+        code: &TotpCode,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, AuthError> {
+        for candidate in candidates {
+            let secret = self.open_secret(candidate)?;
+            if let Some(step) = secret.matching_step(code, now.timestamp(), candidate.last_step)
+                && authenticator_store::advance_step(conn, &candidate.id, step, now.naive_utc())?
+            {
+                return Ok(Some(candidate.id.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn open_secret(&self, authenticator: &AuthenticatorRow) -> Result<TotpSecret, AuthError> {
+        let bytes = self.secrets.open(
+            &authenticator.totp_key_id,
+            &authenticator.totp_secret,
+            &authenticator.user_id,
+        )?;
         TotpSecret::from_bytes(&bytes)
-            .map(Some)
             .ok_or_else(|| AuthError::internal("stored TOTP secret has the wrong length"))
     }
 }

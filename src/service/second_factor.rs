@@ -2,33 +2,45 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use super::attempt::Verdict;
 use super::security_log::Record as _;
 use super::{
     Authenticator, Enrolment, LivePending, MAX_CODE_ATTEMPTS, TokenGrant, live_pending_in,
 };
+use crate::auth::authenticator;
 use crate::auth::error::AuthError;
 use crate::auth::qr;
 use crate::auth::recovery::RecoveryCode;
 use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::PendingClaims;
 use crate::auth::totp::{self, TotpCode, TotpSecret};
-use crate::store::{pending, recovery_codes, users};
+use crate::store::authenticators::{self, NewAuthenticator};
+use crate::store::{StoreError, pending, recovery_codes, users};
 
 impl Authenticator {
-    /// Returns the TOTP secret to enrol, creating it on the first call.
+    /// Returns the TOTP secret to enrol, creating it (the authenticator
+    /// "default") on the first call.
     pub async fn setup(&self, pending: &PendingClaims) -> Result<Enrolment, AuthError> {
         let now = self.now();
         let user = self.live_pending(pending, now).await?;
         if user.two_factor_enabled {
             return Err(AuthError::TwoFactorAlreadyEnabled);
         }
-        let secret = match self.inner.open_secret(&user)? {
-            Some(secret) => secret,
-            None => self.create_secret(&user.id).await?,
-        };
+        let secret = self.enrolling_secret(&user.id, now).await?;
+        self.enrolment(user.username, secret).await
+    }
+
+    /// What an authenticator app needs to enrol `secret` for `username`.
+    pub(super) async fn enrolment(
+        &self,
+        username: String,
+        secret: TotpSecret,
+    ) -> Result<Enrolment, AuthError> {
         let issuer = self.inner.settings.issuer.clone();
-        let otpauth_uri = totp::otpauth_uri(&issuer, &user.username, &secret);
+        let otpauth_uri = totp::otpauth_uri(&issuer, &username, &secret);
         let uri = otpauth_uri.clone();
         let qr_png = tokio::task::spawn_blocking(move || qr::png(&uri))
             .await
@@ -38,7 +50,7 @@ impl Authenticator {
             otpauth_uri,
             qr_png,
             issuer,
-            account_name: user.username,
+            account_name: username,
         })
     }
 
@@ -58,20 +70,18 @@ impl Authenticator {
         let (verdict, opening) = self
             .write(move |conn| {
                 let LivePending { user, known_device } = live_pending_in(conn, &claims, now)?;
-                if user.totp_secret.is_none() {
-                    return Err(AuthError::TwoFactorSetupRequired);
-                }
                 let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
                 let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
-                    if !inner.accept_totp(conn, &user, &code, now)? {
+                    let Some(authenticator_id) = inner.accept_totp(conn, &user, &code, now)? else {
                         return Ok(None);
-                    }
+                    };
                     if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
                         return Err(AuthError::InvalidToken);
                     }
                     let first_enable = users::enable_two_factor(conn, &user.id)?;
                     if first_enable {
+                        authenticators::confirm(conn, &authenticator_id, at)?;
                         recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
                         client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
                     }
@@ -131,29 +141,50 @@ impl Authenticator {
         }
     }
 
-    /// Generates and stores a secret; if a concurrent setup stored one
-    /// first, that one wins and is returned.
-    async fn create_secret(&self, user_id: &str) -> Result<TotpSecret, AuthError> {
+    /// The secret of the user's enrolment in progress: generated and
+    /// stored as the authenticator "default" on the first call; if a
+    /// concurrent setup stored one first, that one wins.
+    async fn enrolling_secret(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<TotpSecret, AuthError> {
         let secret = TotpSecret::generate();
         let sealed = self.inner.secrets.seal(secret.as_bytes(), user_id)?;
         let key_id = self.inner.secrets.key_id().to_owned();
-        let id = user_id.to_owned();
-        let stored_user = self
+        let user = user_id.to_owned();
+        let stored = self
             .write(move |conn| {
-                if users::store_secret_if_absent(conn, &id, &sealed, &key_id)? {
-                    Ok(None)
-                } else {
-                    users::find_by_id(conn, &id)
+                if let Some(enrolling) = authenticators::unconfirmed(conn, &user)? {
+                    return Ok(Some(enrolling));
                 }
+                authenticators::insert(
+                    conn,
+                    &NewAuthenticator {
+                        id: &Uuid::new_v4().to_string(),
+                        user_id: &user,
+                        name: authenticator::DEFAULT_NAME,
+                        totp_secret: &sealed,
+                        totp_key_id: &key_id,
+                        created_at: now.naive_utc(),
+                    },
+                )?;
+                Ok(None)
             })
-            .await?;
-        match stored_user {
-            None => Ok(secret),
-            Some(user) if user.two_factor_enabled => Err(AuthError::TwoFactorAlreadyEnabled),
-            Some(user) => self
-                .inner
-                .open_secret(&user)?
-                .ok_or_else(|| AuthError::internal("TOTP secret vanished during setup")),
-        }
+            .await;
+        let enrolling = match stored {
+            Ok(None) => return Ok(secret),
+            Ok(Some(enrolling)) => Some(enrolling),
+            // A concurrent setup inserted first (PostgreSQL): take its one.
+            Err(StoreError::UniqueViolation) => {
+                let user = user_id.to_owned();
+                self.read(move |conn| authenticators::unconfirmed(conn, &user))
+                    .await?
+            }
+            Err(error) => return Err(error.into()),
+        };
+        // None: the enrolment was confirmed meanwhile.
+        let enrolling = enrolling.ok_or(AuthError::TwoFactorAlreadyEnabled)?;
+        self.inner.open_secret(&enrolling)
     }
 }

@@ -6,6 +6,7 @@
 //! `LIMIT ?`, and SQLite re-plans a statement whose LIMIT is a parameter on
 //! every execution, which cost more than the query itself.
 
+pub mod authenticators;
 pub mod devices;
 pub mod pending;
 pub mod recovery_codes;

@@ -6,10 +6,7 @@ diesel::table! {
         username -> Text,
         username_key -> Text,
         password_hash -> Text,
-        totp_secret -> Nullable<Binary>,
-        totp_key_id -> Nullable<Text>,
         two_factor_enabled -> Bool,
-        totp_last_step -> Nullable<BigInt>,
         created_at -> Timestamp,
     }
 }
@@ -116,6 +113,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    authenticators (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        totp_secret -> Binary,
+        totp_key_id -> Text,
+        last_step -> Nullable<BigInt>,
+        confirmed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(authenticators -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     pending_tokens,
@@ -127,4 +140,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     rate_buckets,
     device_tokens,
     check_claims,
+    authenticators,
 );

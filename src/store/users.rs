@@ -1,4 +1,5 @@
-//! The user aggregate: credentials and TOTP enrolment state.
+//! The user aggregate: credentials and whether two-factor is on (the
+//! secrets are its authenticators').
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -13,10 +14,7 @@ pub struct UserRow {
     pub username: String,
     pub username_key: String,
     pub password_hash: String,
-    pub totp_secret: Option<Vec<u8>>,
-    pub totp_key_id: Option<String>,
     pub two_factor_enabled: bool,
-    pub totp_last_step: Option<i64>,
     pub created_at: NaiveDateTime,
 }
 
@@ -53,48 +51,6 @@ pub fn key_exists(conn: &mut DbConnection, username_key: &str) -> Result<bool, S
         users::table.filter(users::username_key.eq(username_key)),
     ))
     .get_result(conn)?)
-}
-
-/// Stores a freshly generated secret unless one is already there (a
-/// concurrent setup won): returns whether this one was stored.
-pub fn store_secret_if_absent(
-    conn: &mut DbConnection,
-    user_id: &str,
-    sealed_secret: &[u8],
-    key_id: &str,
-) -> Result<bool, StoreError> {
-    let updated = diesel::update(
-        users::table
-            .filter(users::id.eq(user_id))
-            .filter(users::totp_secret.is_null())
-            .filter(users::two_factor_enabled.eq(false)),
-    )
-    .set((
-        users::totp_secret.eq(sealed_secret),
-        users::totp_key_id.eq(key_id),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
-}
-
-/// Records `step` as the last accepted TOTP step if it is newer than the one
-/// stored, in one statement, so that one code is accepted once across every
-/// instance and concurrent request. Returns false for a replay.
-pub fn advance_totp_step(
-    conn: &mut DbConnection,
-    user_id: &str,
-    step: i64,
-) -> Result<bool, StoreError> {
-    let updated = diesel::update(
-        users::table.filter(users::id.eq(user_id)).filter(
-            users::totp_last_step
-                .is_null()
-                .or(users::totp_last_step.lt(step)),
-        ),
-    )
-    .set(users::totp_last_step.eq(step))
-    .execute(conn)?;
-    Ok(updated == 1)
 }
 
 /// Turns two-factor on; returns whether it was off before.
@@ -134,53 +90,10 @@ pub fn delete(conn: &mut DbConnection, user_id: &str) -> Result<bool, StoreError
     Ok(diesel::delete(users::table.find(user_id)).execute(conn)? == 1)
 }
 
-/// Turns two-factor off and forgets the secret (re-enrolment starts anew).
+/// Turns two-factor off (its authenticators are erased separately).
 pub fn disable_two_factor(conn: &mut DbConnection, user_id: &str) -> Result<(), StoreError> {
     diesel::update(users::table.filter(users::id.eq(user_id)))
-        .set((
-            users::totp_secret.eq(None::<Vec<u8>>),
-            users::totp_key_id.eq(None::<String>),
-            users::two_factor_enabled.eq(false),
-            users::totp_last_step.eq(None::<i64>),
-        ))
+        .set(users::two_factor_enabled.eq(false))
         .execute(conn)?;
     Ok(())
-}
-
-/// Users whose TOTP secret is sealed under a key other than `key_id`.
-pub fn sealed_under_other_keys(
-    conn: &mut DbConnection,
-    key_id: &str,
-    limit: i64,
-) -> Result<Vec<UserRow>, StoreError> {
-    Ok(users::table
-        .filter(users::totp_secret.is_not_null())
-        .filter(users::totp_key_id.ne(key_id))
-        .order(users::id)
-        .limit(limit)
-        .select(UserRow::as_select())
-        .load(conn)?)
-}
-
-/// Replaces a sealed secret if it is still `old_sealed_secret` (a
-/// concurrent disable or re-enrolment wins, even under the same key);
-/// returns whether it was.
-pub fn reseal_secret(
-    conn: &mut DbConnection,
-    user_id: &str,
-    old_sealed_secret: &[u8],
-    sealed_secret: &[u8],
-    key_id: &str,
-) -> Result<bool, StoreError> {
-    let updated = diesel::update(
-        users::table
-            .filter(users::id.eq(user_id))
-            .filter(users::totp_secret.eq(old_sealed_secret)),
-    )
-    .set((
-        users::totp_secret.eq(sealed_secret),
-        users::totp_key_id.eq(key_id),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
 }

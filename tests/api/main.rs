@@ -7,6 +7,8 @@ mod helpers;
 
 mod account_changes;
 mod admin;
+mod authenticator_migration;
+mod authenticators;
 mod bearer;
 mod bodies;
 mod client_addresses;

@@ -12,7 +12,9 @@ sessions, and a TOTP step is accepted once per user.
 - Operations secured with `access_token` get a fresh access token of a newly
   enrolled user (register -> setup -> verify with a pyotp code). So a case
   that changes the password or deletes the account only ever touches its own
-  throw-away user.
+  throw-away user; for confirming or removing an authenticator the user also
+  has a second one, added (and, for removal, confirmed), whose id goes into
+  the path when the body is made valid.
 
 For a share of the cases the generated body is then replaced by one that
 succeeds (a current TOTP code, a real recovery or refresh token, the real
@@ -51,6 +53,10 @@ ACCESS_OPERATIONS = (
     "revoke_session",
     "change_password",
     "delete_account",
+    "list_authenticators",
+    "add_authenticator",
+    "confirm_authenticator",
+    "remove_authenticator",
 )
 # Operations without a bearer token whose bodies we can make valid from an
 # enrolled user.
@@ -73,6 +79,9 @@ class Fixture:
     secret: str | None = None
     recovery_codes: list[str] = field(default_factory=list)
     verified_at: float = 0.0
+    # A second authenticator, for confirm and remove.
+    authenticator_id: str | None = None
+    authenticator_secret: str | None = None
 
 
 def session_id(access_token: str) -> str:
@@ -141,6 +150,33 @@ def fresh_code(fixture: Fixture) -> str:
     return pyotp.TOTP(fixture.secret).at(fixture.verified_at + 30)
 
 
+def with_authenticator(fixture: Fixture, confirmed: bool) -> Fixture:
+    """Adds a second authenticator (with a code of the first), confirmed
+    with a code of its own when asked."""
+    body = _expect(
+        _post(
+            "/api/v1/2fa/authenticators",
+            fixture.access_token,
+            {"name": "spare", "code": fresh_code(fixture)},
+        ),
+        201,
+        "add authenticator",
+    )
+    fixture.authenticator_id = body["id"]
+    fixture.authenticator_secret = body["secret"]
+    if confirmed:
+        _expect(
+            _post(
+                f"/api/v1/2fa/authenticators/{body['id']}/confirm",
+                fixture.access_token,
+                {"code": pyotp.TOTP(body["secret"]).now()},
+            ),
+            200,
+            "confirm authenticator",
+        )
+    return fixture
+
+
 def fixture_for(operation_id: str) -> Fixture:
     if operation_id == "setup_two_factor":
         return registered()
@@ -149,6 +185,10 @@ def fixture_for(operation_id: str) -> Fixture:
         return registered() if _rng.random() < 0.15 else set_up(registered())
     if operation_id == "recover_two_factor":
         return logged_in(enrolled())
+    if operation_id == "confirm_authenticator":
+        return with_authenticator(enrolled(), confirmed=False)
+    if operation_id == "remove_authenticator":
+        return with_authenticator(enrolled(), confirmed=True)
     return enrolled()
 
 
@@ -173,6 +213,13 @@ def valid_body(operation_id: str, fixture: Fixture | None) -> dict | None:
         }
     if operation_id == "delete_account":
         return {"password": PASSWORD, "code": fresh_code(fixture)}
+    if operation_id == "add_authenticator":
+        return {"name": f"fuzz-{uuid.uuid4().hex[:8]}", "code": fresh_code(fixture)}
+    if operation_id == "confirm_authenticator":
+        return {"code": pyotp.TOTP(fixture.authenticator_secret).now()}
+    if operation_id == "remove_authenticator":
+        # Its own code, a step after the one that confirmed it.
+        return {"code": pyotp.TOTP(fixture.authenticator_secret).at(time.time() + 30)}
     if operation_id == "login":
         return {"username": fixture.username, "password": PASSWORD}
     if operation_id == "refresh_tokens":
@@ -199,7 +246,7 @@ class AccessTokenAuth:
     """A fresh access token (a newly enrolled user's session) for every case."""
 
     def get(self, case, context):
-        return enrolled()
+        return fixture_for(context.operation.definition.raw["operationId"])
 
     def set(self, case, fixture, context):
         case.headers = case.headers or {}
@@ -225,3 +272,5 @@ def before_call(context, case, kwargs):
     if body is not None:
         case.body = body
         case.media_type = "application/json"
+        if fixture is not None and fixture.authenticator_id:
+            case.path_parameters = {**(case.path_parameters or {}), "id": fixture.authenticator_id}

@@ -40,8 +40,9 @@ pub struct SecurityEvent {
     /// What happened: `registered`, `login_succeeded`, `login_failed`,
     /// `two_factor_enabled`, `otp_failed`, `recovery_code_used`,
     /// `recovery_codes_regenerated`, `two_factor_disabled`, `logout`,
-    /// `refresh_reuse_detected`, `locked_out`, `password_changed` or
-    /// `session_revoked` (more may be added).
+    /// `refresh_reuse_detected`, `locked_out`, `password_changed`,
+    /// `session_revoked`, `authenticator_added` or `authenticator_removed`
+    /// (more may be added).
     #[serde(rename = "type")]
     #[schema(example = "login_succeeded")]
     pub event_type: String,

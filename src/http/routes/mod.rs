@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod authenticators;
 pub mod docs;
 pub mod sessions;
 pub mod system;

@@ -10,11 +10,11 @@ use crate::auth::recovery::RecoveryCode;
 use crate::auth::totp::{self, TotpCode};
 use crate::http::extract::{AccessSession, Client, JsonObject, PendingToken};
 use crate::http::openapi::{
-    AccessTokenErrors, BadRequest, InvalidToken, JsonBodyErrors, ServerErrors, TooManyAttempts,
-    WrongPasswordOrCode, problem_example,
+    AccessTokenErrors, BadRequest, InvalidCode, InvalidToken, JsonBodyErrors, ServerErrors,
+    TooManyAttempts, WrongPasswordOrCode, problem_example,
 };
 use crate::http::problem::{ApiError, ErrorCode, PROBLEM_JSON, Problem};
-use crate::service::Authenticator;
+use crate::service::{Authenticator, Enrolment};
 
 /// Everything an authenticator app needs to enrol.
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,6 +60,23 @@ pub struct SetupResponse {
     pub period: u64,
 }
 
+impl From<Enrolment> for SetupResponse {
+    fn from(enrolment: Enrolment) -> Self {
+        let png = STANDARD.encode(&enrolment.qr_png);
+        Self {
+            secret: enrolment.secret.to_base32(),
+            otpauth_uri: enrolment.otpauth_uri,
+            qr_data_uri: format!("data:image/png;base64,{png}"),
+            qr_png_base64: png,
+            issuer: enrolment.issuer,
+            account_name: enrolment.account_name,
+            algorithm: totp::ALGORITHM,
+            digits: totp::DIGITS,
+            period: totp::PERIOD_SECS,
+        }
+    }
+}
+
 /// A six-digit TOTP code.
 #[derive(Debug, ToSchema)]
 pub struct CodeRequest {
@@ -92,18 +109,7 @@ pub async fn setup(
     pending: PendingToken,
 ) -> Result<HttpResponse, ApiError> {
     let enrolment = auth.setup(&pending.0).await?;
-    let png = STANDARD.encode(&enrolment.qr_png);
-    Ok(HttpResponse::Ok().json(SetupResponse {
-        secret: enrolment.secret.to_base32(),
-        otpauth_uri: enrolment.otpauth_uri,
-        qr_data_uri: format!("data:image/png;base64,{png}"),
-        qr_png_base64: png,
-        issuer: enrolment.issuer,
-        account_name: enrolment.account_name,
-        algorithm: totp::ALGORITHM,
-        digits: totp::DIGITS,
-        period: totp::PERIOD_SECS,
-    }))
+    Ok(HttpResponse::Ok().json(SetupResponse::from(enrolment)))
 }
 
 /// Verify a TOTP code.
@@ -217,12 +223,7 @@ pub struct RecoveryCodesResponse {
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Ten new recovery codes; the old ones are dead", body = RecoveryCodesResponse),
-        (status = 401, description = "`invalid_otp` (wrong or replayed code) or `invalid_token`", body = Problem, content_type = PROBLEM_JSON,
-            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"otpgate\", error=\"invalid_token\"` for `invalid_token`")),
-            examples(
-                ("invalid_otp" = (value = json!(problem_example(ErrorCode::InvalidOtp)))),
-                ("invalid_token" = (value = json!(problem_example(ErrorCode::InvalidToken)))),
-            )),
+        (status = 401, response = InvalidCode),
         AccessTokenErrors,
         JsonBodyErrors,
         (status = 429, response = TooManyAttempts),

@@ -104,7 +104,7 @@ async fn start_server(vars: &HashMap<String, String>) -> (String, Arc<ManualCloc
 }
 
 /// A database of its own on the test PostgreSQL server, dropped afterwards.
-struct PostgresDatabase {
+pub struct PostgresDatabase {
     admin_url: String,
     name: String,
 }
@@ -207,7 +207,7 @@ impl TestApp {
             address,
             client: self.client.clone(),
             clock,
-            database_url: self.database_url.clone(),
+            database_url: vars["DATABASE_URL"].clone(),
             vars,
             _data_dir: self._data_dir.clone(),
             _database: self._database.clone(),
@@ -216,6 +216,21 @@ impl TestApp {
 
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
+    }
+
+    /// A new, empty database of this app's backend: its URL, and (on
+    /// PostgreSQL) what drops it when dropped.
+    pub async fn empty_database(&self) -> (String, Option<PostgresDatabase>) {
+        if self.database_url.starts_with("postgres") {
+            let (url, database) = tokio::task::spawn_blocking(postgres_database)
+                .await
+                .unwrap()
+                .expect("PostgreSQL is configured");
+            (url, Some(database))
+        } else {
+            let name = format!("{}.db", uuid::Uuid::new_v4().simple());
+            (self.data_dir().join(name).display().to_string(), None)
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

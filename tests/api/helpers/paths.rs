@@ -11,6 +11,12 @@ pub const VERIFY: &str = "/api/v1/2fa/verify";
 pub const RECOVER: &str = "/api/v1/2fa/recover";
 pub const RECOVERY_CODES: &str = "/api/v1/2fa/recovery-codes";
 pub const DISABLE: &str = "/api/v1/2fa/disable";
+pub const AUTHENTICATORS: &str = "/api/v1/2fa/authenticators";
+
+/// `/confirm` or `/remove` of one authenticator.
+pub fn authenticator_action(id: &str, action: &str) -> String {
+    format!("{AUTHENTICATORS}/{id}/{action}")
+}
 
 pub const ME: &str = "/api/v1/me";
 pub const EVENTS: &str = "/api/v1/me/events";
