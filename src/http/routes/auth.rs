@@ -19,8 +19,11 @@ use crate::service::{Authenticator, LogoutScope};
 #[derive(Debug, ToSchema)]
 pub struct RegisterRequest {
     /// 3 to 64 characters after trimming and Unicode NFKC normalisation;
-    /// compared case-insensitively. Any printable characters (inner spaces
-    /// and `@` included); control and format characters are refused.
+    /// compared case-insensitively. Letters and digits of any script, ASCII
+    /// punctuation (`@` included) and single inner spaces; each
+    /// space-separated part must pass RFC 8265 (PRECIS
+    /// UsernameCaseMapped), so control, format and invisible characters and
+    /// symbols outside ASCII are refused.
     #[schema(min_length = 3, max_length = 64, example = "alice@example.org")]
     pub username: String,
     /// 8 to 128 characters after NFKC; not the username and not a common
