@@ -5,6 +5,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::helpers::clients::wrong_codes;
 use crate::helpers::jwt::claims;
 use crate::helpers::paths::{
     DISABLE, EVENTS, LOGIN, LOGOUT, ME, RECOVER, RECOVERY_CODES, REFRESH, VERIFY,
@@ -236,24 +237,28 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
         )
         .await;
     assert_problem(response, 401, "invalid_credentials").await;
+    let wrong_code = &wrong_codes(&app, &user.secret, 1)[0];
     let response = app
         .post(
             DISABLE,
             token,
-            json!({"password": PASSWORD, "code": "000000"}),
+            json!({"password": PASSWORD, "code": wrong_code}),
         )
         .await;
-    if response.status() != StatusCode::NO_CONTENT {
-        assert_problem(response, 401, "invalid_otp").await;
-        let response = app
-            .post(
-                DISABLE,
-                token,
-                json!({"password": PASSWORD, "code": app.code(&user.secret, 0)}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    }
+    assert_problem(response, 401, "invalid_otp").await;
+    // Two-factor is still on, and the session still live.
+    let me: Value = app.get(ME, token).await.json().await.unwrap();
+    assert_eq!(me["two_factor_enabled"], true, "{me}");
+    let login = app.login(&user.username).await;
+    assert_eq!(login["next_step"], "verify_2fa");
+    let response = app
+        .post(
+            DISABLE,
+            token,
+            json!({"password": PASSWORD, "code": app.code(&user.secret, 0)}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
     // Every session is gone, refresh tokens included.
     for access in [
         user.access_token(),
