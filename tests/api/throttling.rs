@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::clients::{
     assert_too_many, login_as, post_as, registered_ip, spend_login_cap, wrong_codes,
 };
-use crate::helpers::paths::{HEALTHZ, LOGIN, RECOVER, REGISTER, VERIFY};
+use crate::helpers::paths::{HEALTHZ, LOGIN, RECOVER, REGISTER};
 use crate::helpers::raw_http::{RacedPost, count_status, post_together};
 use crate::helpers::*;
 
@@ -15,21 +15,14 @@ use crate::helpers::*;
 /// client.
 const BEHIND_A_PROXY: [(&str, &str); 1] = [("OTPGATE_TRUSTED_PROXIES", "127.0.0.1")];
 
-async fn pending_for(app: &TestApp, username: &str) -> String {
-    app.login(username).await["pending_token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn code_guessing_stops_at_the_sixth_try_across_tokens_and_instances(app: TestApp) {
     let user = app.enrolled_user(&unique_name("brute")).await;
     let other = app.spawn_sibling().await;
     let wrong = wrong_codes(&app, &user.secret, 5);
     let tokens = [
-        pending_for(&app, &user.username).await,
-        pending_for(&other, &user.username).await,
-        pending_for(&app, &user.username).await,
+        app.login_pending(&user.username).await,
+        other.login_pending(&user.username).await,
+        app.login_pending(&user.username).await,
     ];
     // Five wrong codes spread over three pending tokens and two servers.
     let plan = [(&app, 0), (&other, 1), (&app, 1), (&other, 2), (&app, 0)];
@@ -65,11 +58,11 @@ async fn lockouts_double(app: TestApp) {
     let wrong = wrong_codes(&app, &user.secret, 5);
     let mut retries = Vec::new();
     for _ in 0..2 {
-        let pending = pending_for(&app, &user.username).await;
+        let pending = app.login_pending(&user.username).await;
         for code in &wrong {
             app.verify(&pending, code).await;
         }
-        let pending = pending_for(&app, &user.username).await;
+        let pending = app.login_pending(&user.username).await;
         retries.push(assert_too_many(app.verify(&pending, &wrong[0]).await).await);
         app.clock
             .advance(chrono::Duration::seconds(retries[retries.len() - 1]));
@@ -81,7 +74,7 @@ async fn a_correct_code_resets_the_failure_streak(app: TestApp) {
     let user = app.enrolled_user(&unique_name("reset")).await;
     let wrong = wrong_codes(&app, &user.secret, 5);
     for round in 0..2 {
-        let pending = pending_for(&app, &user.username).await;
+        let pending = app.login_pending(&user.username).await;
         for code in &wrong[..4] {
             assert_problem(app.verify(&pending, code).await, 401, "invalid_otp").await;
         }
@@ -161,7 +154,7 @@ async fn the_code_cap_holds_across_successes_and_pending_tokens(backend: Backend
     let wrong = wrong_codes(&app, &user.secret, 7);
     // Four wrong, then the right code: the streak resets, the hour's count
     // does not.
-    let pending = pending_for(&app, &user.username).await;
+    let pending = app.login_pending(&user.username).await;
     for code in &wrong[..4] {
         assert_problem(app.verify(&pending, code).await, 401, "invalid_otp").await;
     }
@@ -169,16 +162,16 @@ async fn the_code_cap_holds_across_successes_and_pending_tokens(backend: Backend
     assert_eq!(response.status(), StatusCode::OK);
     app.advance_steps(1);
     // Three more on a new token: a streak of three, seven in the hour.
-    let pending = pending_for(&app, &user.username).await;
+    let pending = app.login_pending(&user.username).await;
     for code in &wrong[4..] {
         assert_problem(app.verify(&pending, code).await, 401, "invalid_otp").await;
     }
-    let pending = pending_for(&app, &user.username).await;
+    let pending = app.login_pending(&user.username).await;
     let response = app.verify(&pending, &app.code(&user.secret, 0)).await;
     assert_too_many(response).await;
     // Two clock hours on, the failures have aged out.
     app.clock.advance(chrono::Duration::hours(2));
-    let response = app.verify(&pending_for(&app, &user.username).await, &app.code(&user.secret, 0)).await;
+    let response = app.verify(&app.login_pending(&user.username).await, &app.code(&user.secret, 0)).await;
     assert_eq!(response.status(), StatusCode::OK, "after the hour");
 }
 
@@ -187,13 +180,9 @@ async fn a_parallel_burst_of_wrong_codes_stops_at_five(app: TestApp) {
     // Four codes on each of three pending tokens (a token dies at five).
     let mut posts = Vec::new();
     for _ in 0..3 {
-        let pending = pending_for(&app, &user.username).await;
+        let pending = app.login_pending(&user.username).await;
         for code in wrong_codes(&app, &user.secret, 4) {
-            posts.push(RacedPost {
-                path: VERIFY,
-                token: Some(pending.clone()),
-                body: json!({"code": code}),
-            });
+            posts.push(RacedPost::verify(&pending, &code));
         }
     }
     let answers = post_together(&app, posts).await;

@@ -273,6 +273,14 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Logs in with the right password; the pending token.
+    pub async fn login_pending(&self, username: &str) -> String {
+        self.login(username).await["pending_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub async fn setup(&self, pending_token: &str) -> Value {
         let response = self
             .request(Method::POST, SETUP, Some(pending_token), None)

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
+use super::paths::{RECOVER, VERIFY};
 use super::{TestApp, assert_hardened};
 
 /// The server's `host:port`, for a socket or a Host header.
@@ -75,6 +76,26 @@ pub struct RacedPost {
     pub path: &'static str,
     pub token: Option<String>,
     pub body: Value,
+}
+
+impl RacedPost {
+    /// A `/2fa/verify` of `code` with this pending token.
+    pub fn verify(pending: &str, code: &str) -> Self {
+        Self {
+            path: VERIFY,
+            token: Some(pending.to_owned()),
+            body: json!({"code": code}),
+        }
+    }
+
+    /// A `/2fa/recover` of `recovery_code` with this pending token.
+    pub fn recover(pending: &str, recovery_code: &str) -> Self {
+        Self {
+            path: RECOVER,
+            token: Some(pending.to_owned()),
+            body: json!({"recovery_code": recovery_code}),
+        }
+    }
 }
 
 /// Sends every request at once, so that the server handles them
