@@ -71,6 +71,10 @@ async fn read_answer(reader: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
     received
 }
 
+/// How often a race test runs its race: whether requests interleave is up
+/// to the scheduler, and a broken build shows in most rounds, not in all.
+pub const RACE_ROUNDS: usize = 3;
+
 /// A JSON POST to send in a race: its path, bearer token and body.
 pub struct RacedPost {
     pub path: &'static str,
