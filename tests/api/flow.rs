@@ -172,7 +172,10 @@ async fn twenty_parallel_submissions_of_one_code_succeed_once(app: TestApp) {
         let code = app.code(&user.secret, 0);
         let mut posts = Vec::new();
         for _ in 0..20 {
-            posts.push(RacedPost::verify(&app.login_pending(&user.username).await, &code));
+            posts.push(RacedPost::verify(
+                &app.login_pending(&user.username).await,
+                &code,
+            ));
         }
         let answers = post_together(&app, posts).await;
         // One success; the rest are refused as replays (401) or, once five
@@ -199,7 +202,11 @@ async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) 
             .collect();
         let answers = post_together(&app, posts).await;
         let statuses: Vec<u16> = answers.iter().map(|answer| answer.status).collect();
-        assert_eq!(count_status(&answers, 200), 1, "round {round}: {statuses:?}");
+        assert_eq!(
+            count_status(&answers, 200),
+            1,
+            "round {round}: {statuses:?}"
+        );
     }
 }
 

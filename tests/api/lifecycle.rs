@@ -1,6 +1,5 @@
 //! Recovery codes, refresh tokens, disable / re-enrol and the security log.
 
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -75,10 +74,16 @@ async fn a_recovery_code_signs_in_once(app: TestApp) {
 
 async fn a_recovery_code_raced_ten_times_succeeds_once(app: TestApp) {
     let user = app.enrolled_user(&unique_name("recrace")).await;
-    for (round, code) in recovery_codes(&user.tokens)[..RACE_ROUNDS].iter().enumerate() {
+    for (round, code) in recovery_codes(&user.tokens)[..RACE_ROUNDS]
+        .iter()
+        .enumerate()
+    {
         let mut posts = Vec::new();
         for _ in 0..10 {
-            posts.push(RacedPost::recover(&app.login_pending(&user.username).await, code));
+            posts.push(RacedPost::recover(
+                &app.login_pending(&user.username).await,
+                code,
+            ));
         }
         let answers = post_together(&app, posts).await;
         // One success; the rest are refused as spent (401) or, once five

@@ -130,7 +130,11 @@ async fn case_and_width_forms_of_a_name_share_one_streak(backend: Backend) {
     };
     let name = unique_name("forms");
     app.register(&name).await;
-    let forms = [name.to_uppercase(), full_width(&name), full_width(&name.to_uppercase())];
+    let forms = [
+        name.to_uppercase(),
+        full_width(&name),
+        full_width(&name.to_uppercase()),
+    ];
     // Each form alone is a valid way to sign in as this user.
     for form in &forms {
         let response = login_as(&app, "198.51.100.1", form, PASSWORD, None).await;
@@ -171,7 +175,12 @@ async fn the_code_cap_holds_across_successes_and_pending_tokens(backend: Backend
     assert_too_many(response).await;
     // Two clock hours on, the failures have aged out.
     app.clock.advance(chrono::Duration::hours(2));
-    let response = app.verify(&app.login_pending(&user.username).await, &app.code(&user.secret, 0)).await;
+    let response = app
+        .verify(
+            &app.login_pending(&user.username).await,
+            &app.code(&user.secret, 0),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK, "after the hour");
 }
 

@@ -228,7 +228,10 @@ async fn refresh_tokens_and_sessions_expire(backend: Backend) {
     // Near the session's end, a new refresh token lives only until it.
     set_clock(&app, start + 200);
     let last = refreshed(&app, &third["refresh_token"]).await;
-    assert_eq!(last["refresh_expires_in"], 50, "capped at the session's end");
+    assert_eq!(
+        last["refresh_expires_in"], 50,
+        "capped at the session's end"
+    );
     let access = last["access_token"].as_str();
     assert_eq!(app.get(ME, access).await.status(), StatusCode::OK);
 

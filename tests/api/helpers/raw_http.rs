@@ -143,7 +143,10 @@ fn post_bytes(host: &str, post: &RacedPost) -> Vec<u8> {
 
 /// How many answers have this status.
 pub fn count_status(answers: &[RawResponse], status: u16) -> usize {
-    answers.iter().filter(|answer| answer.status == status).count()
+    answers
+        .iter()
+        .filter(|answer| answer.status == status)
+        .count()
 }
 
 fn split_head(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
