@@ -248,6 +248,21 @@ async fn code_format_is_validated(app: TestApp) {
     }
 }
 
+/// NFKC before hashing: full-width letters and a ligature are the same
+/// password as their plain forms.
+async fn passwords_are_nfkc_normalised(app: TestApp) {
+    let name = unique_name("nfkc");
+    let typed = "ｃｏｒｒｅｃｔ ｈｏｒｓｅ ﬁsh";
+    let response = app.post_credentials(REGISTER, &name, typed).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = app
+        .post_credentials(LOGIN, &name, "correct horse fish")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "the plain form");
+    let response = app.post_credentials(LOGIN, &name, typed).await;
+    assert_eq!(response.status(), StatusCode::OK, "the form registered");
+}
+
 async fn long_passwords_are_not_truncated(app: TestApp) {
     let name = unique_name("long");
     let prefix = "p".repeat(72);
@@ -301,5 +316,6 @@ on_both_backends!(
     five_wrong_codes_kill_the_pending_token,
     code_format_is_validated,
     long_passwords_are_not_truncated,
+    passwords_are_nfkc_normalised,
     a_failed_registration_writes_nothing,
 );
