@@ -248,6 +248,18 @@ async fn code_format_is_validated(app: TestApp) {
     }
 }
 
+/// Only the second factor hands out session tokens.
+async fn register_and_login_carry_no_session_tokens(app: TestApp) {
+    let name = unique_name("notokens");
+    let registered = app.register(&name).await;
+    let login = app.login(&name).await;
+    for body in [registered, login] {
+        for field in ["access_token", "refresh_token", "refresh_expires_in"] {
+            assert!(body.get(field).is_none(), "{field} in {body}");
+        }
+    }
+}
+
 /// NFKC before hashing: full-width letters and a ligature are the same
 /// password as their plain forms.
 async fn passwords_are_nfkc_normalised(app: TestApp) {
@@ -317,5 +329,6 @@ on_both_backends!(
     code_format_is_validated,
     long_passwords_are_not_truncated,
     passwords_are_nfkc_normalised,
+    register_and_login_carry_no_session_tokens,
     a_failed_registration_writes_nothing,
 );

@@ -146,6 +146,10 @@ async fn regenerating_codes_kills_the_old_ones(app: TestApp) {
     assert_problem(response, 401, "invalid_recovery_code").await;
     let response = app.recover(&user.username, &new[0]).await;
     assert_eq!(response.status(), StatusCode::OK);
+    let types = app.event_types(&response.json().await.unwrap()).await;
+    for logged in ["recovery_codes_regenerated", "recovery_code_used"] {
+        assert!(types.iter().any(|t| t == logged), "{logged}: {types:?}");
+    }
     // The code used to regenerate cannot be used again.
     let response = regenerate_codes(&app, &user, &app.code(&user.secret, 0)).await;
     assert_problem(response, 401, "invalid_otp").await;
@@ -288,6 +292,11 @@ async fn disable_then_re_enrol_with_a_new_secret(app: TestApp) {
         recovery_codes(&tokens).len(),
         10,
         "re-enrolment issues new codes"
+    );
+    let types = app.event_types(&tokens).await;
+    assert!(
+        types.iter().any(|t| t == "two_factor_disabled"),
+        "{types:?}"
     );
 }
 
