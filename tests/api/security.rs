@@ -240,7 +240,8 @@ async fn a_slow_client_is_cut_off(app: TestApp) {
     }
     let waited = started.elapsed();
     assert!(closed, "connection still open after {waited:?}");
-    assert!(waited < Duration::from_secs(10), "cut off after {waited:?}");
+    // SECURITY.md: the first head must arrive within 5 s (plus scheduling).
+    assert!(waited < Duration::from_secs(7), "cut off after {waited:?}");
     // Meanwhile the server kept serving.
     assert_eq!(app.get(HEALTHZ, None).await.status(), StatusCode::OK);
 }
