@@ -204,7 +204,9 @@ async fn rotating_the_encryption_key_keeps_everyone_enrolled(app: TestApp) {
         .env("OTPGATE_JWT_SECRET", JWT_SECRET)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&output.stdout).contains("re-encrypted 0"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("re-encrypted 0"), "{stdout} {stderr}");
 }
 
 async fn a_slow_client_is_cut_off(app: TestApp) {
