@@ -213,6 +213,18 @@ impl TestApp {
         }
     }
 
+    /// Runs `sql` on the test database directly, behind the server's back.
+    pub fn execute_sql(&self, sql: &str) {
+        let run = |result: diesel::QueryResult<usize>| result.expect("SQL runs");
+        if self.database_url.starts_with("postgres") {
+            let mut conn = PgConnection::establish(&self.database_url).unwrap();
+            run(diesel::sql_query(sql).execute(&mut conn));
+        } else {
+            let mut conn = diesel::SqliteConnection::establish(&self.database_url).unwrap();
+            run(diesel::sql_query(sql).execute(&mut conn));
+        }
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
     }
