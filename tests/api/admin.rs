@@ -5,7 +5,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::paths::{HEALTHZ, ME};
+use crate::helpers::paths::{HEALTHZ, ME, REFRESH};
 use crate::helpers::*;
 
 fn otpgate(app: &TestApp, args: &[&str]) -> (bool, String, String) {
@@ -68,6 +68,26 @@ async fn admin_commands_act_on_a_real_account(app: TestApp) {
     );
 }
 
+/// `reset-2fa` alone (no `revoke-sessions` before it) ends every session,
+/// refresh tokens included, and erases the recovery codes.
+async fn reset_2fa_revokes_sessions_and_erases_recovery_codes(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("reset")).await;
+    let other = app.sign_in(&user).await;
+    let (ok, _, err) = otpgate(&app, &["admin", "reset-2fa", &user.username]);
+    assert!(ok, "{err}");
+    for tokens in [&user.tokens, &other] {
+        let access = tokens["access_token"].as_str();
+        assert_problem(app.get(ME, access).await, 401, "invalid_token").await;
+        let body = json!({"refresh_token": tokens["refresh_token"]});
+        let response = app.post(REFRESH, None, body).await;
+        assert_problem(response, 401, "invalid_token").await;
+    }
+    let (ok, out, err) = otpgate(&app, &["admin", "show", &user.username]);
+    assert!(ok, "{err}");
+    assert!(out.contains("live sessions:         0"), "{out}");
+    assert!(out.contains("unused recovery codes: 0"), "{out}");
+}
+
 async fn admin_commands_fail_for_an_unknown_user(app: TestApp) {
     for command in ["show", "reset-2fa", "revoke-sessions"] {
         let (ok, out, err) = otpgate(&app, &["admin", command, "nobody-here"]);
@@ -85,5 +105,6 @@ async fn admin_commands_fail_for_an_unknown_user(app: TestApp) {
 
 on_both_backends!(
     admin_commands_act_on_a_real_account,
+    reset_2fa_revokes_sessions_and_erases_recovery_codes,
     admin_commands_fail_for_an_unknown_user
 );

@@ -6,8 +6,10 @@ use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::jwt::{assert_invalid_token, www_authenticate};
-use crate::helpers::paths::{LOGOUT, ME, SETUP, VERIFY};
-use crate::helpers::{TestApp, assert_problem, expect_problem, pending_token, unique_name};
+use crate::helpers::paths::{DISABLE, EVENTS, LOGOUT, ME, RECOVERY_CODES, SETUP, VERIFY};
+use crate::helpers::{
+    PASSWORD, TestApp, assert_problem, expect_problem, pending_token, unique_name,
+};
 
 async fn missing_or_malformed_authorization_is_401(app: TestApp) {
     let user = app.enrolled_user(&unique_name("auth")).await;
@@ -73,8 +75,16 @@ async fn tokens_of_the_wrong_stage_are_refused(app: TestApp) {
     let registered = app.register(&unique_name("stage")).await;
     let pending = registered["pending_token"].as_str().unwrap();
     // A pending token is not an access token: 403, not 401.
-    for (method, path) in [(Method::GET, ME), (Method::POST, LOGOUT)] {
-        let response = app.request(method.clone(), path, Some(pending), None).await;
+    let code = json!({"code": "123456"});
+    let password_and_code = json!({"password": PASSWORD, "code": "123456"});
+    for (method, path, body) in [
+        (Method::GET, ME, None),
+        (Method::GET, EVENTS, None),
+        (Method::POST, LOGOUT, None),
+        (Method::POST, RECOVERY_CODES, Some(code)),
+        (Method::POST, DISABLE, Some(password_and_code)),
+    ] {
+        let response = app.request(method, path, Some(pending), body).await;
         assert_problem(response, 403, "two_factor_required").await;
     }
     // ...and that refusal did not spend it.

@@ -6,6 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::paths::{LOGIN, LOGOUT, ME, REGISTER, SETUP, VERIFY};
+use crate::helpers::raw_http::{RACE_ROUNDS, RacedPost, count_status, post_together};
 use crate::helpers::*;
 
 async fn happy_path(app: TestApp) {
@@ -167,56 +168,46 @@ async fn a_code_is_accepted_once(app: TestApp) {
 
 async fn twenty_parallel_submissions_of_one_code_succeed_once(app: TestApp) {
     let user = app.enrolled_user(&unique_name("race")).await;
-    let mut pendings = Vec::new();
-    for _ in 0..20 {
-        let login = app.login(&user.username).await;
-        pendings.push(login["pending_token"].as_str().unwrap().to_owned());
+    for round in 0..RACE_ROUNDS {
+        let code = app.code(&user.secret, 0);
+        let mut posts = Vec::new();
+        for _ in 0..20 {
+            posts.push(RacedPost::verify(
+                &app.login_pending(&user.username).await,
+                &code,
+            ));
+        }
+        let answers = post_together(&app, posts).await;
+        // One success; the rest are refused as replays (401) or, once five
+        // failures pile up on the account, by its lockout (429).
+        let statuses: Vec<u16> = answers.iter().map(|answer| answer.status).collect();
+        let refused = count_status(&answers, 401) + count_status(&answers, 429);
+        let counts = (count_status(&answers, 200), refused);
+        assert_eq!(counts, (1, 19), "round {round}: {statuses:?}");
+        // Past the lockout (at most an hour), at a new step.
+        app.clock.advance(chrono::Duration::hours(2));
     }
-    let code = app.code(&user.secret, 0);
-    let app = std::sync::Arc::new(app);
-    let attempts: Vec<_> = pendings
-        .into_iter()
-        .map(|pending| {
-            let app = app.clone();
-            let code = code.clone();
-            tokio::spawn(async move { app.verify(&pending, &code).await.status() })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
-    }
-    // One success; the rest are refused as replays (401) or, once five
-    // failures pile up on the account, by its lockout (429).
-    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
-    let refused = statuses
-        .iter()
-        .filter(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s))
-        .count();
-    assert_eq!((ok, refused), (1, 19), "{statuses:?}");
 }
 
 async fn one_pending_token_raced_by_twenty_requests_succeeds_once(app: TestApp) {
-    let registered = app.register(&unique_name("race1")).await;
-    let pending = registered["pending_token"].as_str().unwrap().to_owned();
-    let secret = app.setup_secret(&pending).await;
-    let codes: Vec<String> = (-1..=1).map(|offset| app.code(&secret, offset)).collect();
-    let app = std::sync::Arc::new(app);
-    let attempts: Vec<_> = (0..20)
-        .map(|i| {
-            let app = app.clone();
-            let pending = pending.clone();
-            let code = codes[i % 3].clone();
-            tokio::spawn(async move { app.verify(&pending, &code).await.status() })
-        })
-        .collect();
-    let mut ok = 0;
-    for attempt in attempts {
-        if attempt.await.unwrap() == StatusCode::OK {
-            ok += 1;
-        }
+    for round in 0..RACE_ROUNDS {
+        let pending = pending_token(&app).await;
+        let secret = app.setup_secret(&pending).await;
+        // Three acceptable codes (one step either side), each newer than
+        // the last: only the pending token's single use stops a second
+        // success.
+        let codes: Vec<String> = (-1..=1).map(|offset| app.code(&secret, offset)).collect();
+        let posts = (0..20)
+            .map(|i| RacedPost::verify(&pending, &codes[i % 3]))
+            .collect();
+        let answers = post_together(&app, posts).await;
+        let statuses: Vec<u16> = answers.iter().map(|answer| answer.status).collect();
+        assert_eq!(
+            count_status(&answers, 200),
+            1,
+            "round {round}: {statuses:?}"
+        );
     }
-    assert_eq!(ok, 1);
 }
 
 async fn five_wrong_codes_kill_the_pending_token(app: TestApp) {
@@ -255,6 +246,33 @@ async fn code_format_is_validated(app: TestApp) {
         let body = assert_problem(response, 422, "validation_failed").await;
         assert_eq!(body["errors"][0]["field"], "code", "{bad}");
     }
+}
+
+/// Only the second factor hands out session tokens.
+async fn register_and_login_carry_no_session_tokens(app: TestApp) {
+    let name = unique_name("notokens");
+    let registered = app.register(&name).await;
+    let login = app.login(&name).await;
+    for body in [registered, login] {
+        for field in ["access_token", "refresh_token", "refresh_expires_in"] {
+            assert!(body.get(field).is_none(), "{field} in {body}");
+        }
+    }
+}
+
+/// NFKC before hashing: full-width letters and a ligature are the same
+/// password as their plain forms.
+async fn passwords_are_nfkc_normalised(app: TestApp) {
+    let name = unique_name("nfkc");
+    let typed = "ｃｏｒｒｅｃｔ ｈｏｒｓｅ ﬁsh";
+    let response = app.post_credentials(REGISTER, &name, typed).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = app
+        .post_credentials(LOGIN, &name, "correct horse fish")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "the plain form");
+    let response = app.post_credentials(LOGIN, &name, typed).await;
+    assert_eq!(response.status(), StatusCode::OK, "the form registered");
 }
 
 async fn long_passwords_are_not_truncated(app: TestApp) {
@@ -310,5 +328,7 @@ on_both_backends!(
     five_wrong_codes_kill_the_pending_token,
     code_format_is_validated,
     long_passwords_are_not_truncated,
+    passwords_are_nfkc_normalised,
+    register_and_login_carry_no_session_tokens,
     a_failed_registration_writes_nothing,
 );

@@ -142,6 +142,7 @@ async fn expired_and_not_yet_valid_tokens_are_rejected(app: TestApp) {
         ),
         ("nbf in 10 minutes", json!({"nbf": t + 600})),
         ("nbf in 60 s", json!({"nbf": t + 60})),
+        ("iat in 60 s", json!({"iat": t + 60})),
         ("no exp", json!({"exp": null})),
         ("exp as a string", json!({"exp": (t + 600).to_string()})),
     ];
@@ -223,6 +224,8 @@ async fn key_reference_headers_are_rejected(app: TestApp) {
         ("jku", json!({"jku": "https://evil.example/jwks.json"})),
         ("jwk", json!({"jwk": jwk})),
         ("x5u", json!({"x5u": "https://evil.example/cert.pem"})),
+        ("x5c", json!({"x5c": ["MIIBszCCAVmgAwIBAgIUQ"]})),
+        ("crit", json!({"crit": ["exp"]})),
     ];
     for (context, changes) in cases {
         let token = sign(&with(&header, changes), &claims, secret);

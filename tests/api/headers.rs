@@ -108,6 +108,11 @@ async fn cors_with_configured_origins_grants_only_those(backend: Backend) {
     assert!(methods.contains("POST"), "allow-methods {methods:?}");
     let response = get_with_origin(&app, "https://app.example").await;
     assert_eq!(response.status(), StatusCode::OK);
+    let vary = header(&response, "vary").unwrap_or_default();
+    assert!(
+        vary.to_ascii_lowercase().contains("origin"),
+        "Vary {vary:?}"
+    );
     assert_eq!(
         header(&response, "access-control-allow-origin").as_deref(),
         Some("https://app.example")

@@ -3,8 +3,8 @@
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::paths::{HEALTHZ, LOGIN, ME, READYZ, REGISTER, VERIFY};
-use crate::helpers::{TestApp, expect_problem};
+use crate::helpers::paths::{EVENTS, HEALTHZ, LOGIN, ME, READYZ, REGISTER, VERIFY};
+use crate::helpers::{TestApp, expect_problem, unique_name};
 
 async fn unknown_routes_are_404(app: TestApp) {
     for (method, path) in [
@@ -104,7 +104,28 @@ async fn head_is_served_like_get(app: TestApp) {
     assert_eq!(delete.headers()["allow"], "GET, HEAD");
 }
 
+/// A failure the server did not foresee (here a table gone from under it)
+/// is a 500 `internal` that names nothing inside.
+async fn unexpected_failures_are_500_without_details(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("broken")).await;
+    app.execute_sql("DROP TABLE auth_events");
+    let response = app.get(EVENTS, Some(user.access_token())).await;
+    let body = expect_problem(response, 500, "internal", "events without their table").await;
+    let text = body.to_string().to_lowercase();
+    for internal in [
+        "auth_events",
+        "table",
+        "relation",
+        "sql",
+        "diesel",
+        "database",
+    ] {
+        assert!(!text.contains(internal), "{internal:?} leaked: {body}");
+    }
+}
+
 on_both_backends!(
+    unexpected_failures_are_500_without_details,
     unknown_routes_are_404,
     wrong_method_is_405_with_allow,
     health_endpoints_answer,

@@ -7,8 +7,8 @@ use crate::helpers::jwt::{
     ACCESS_TTL, PENDING_TTL, assert_accepted, assert_invalid_token, assert_rejected, me, parts,
     sign,
 };
-use crate::helpers::paths::{LOGOUT, ME, SETUP};
-use crate::helpers::{Backend, JWT_SECRET, TestApp, unique_name};
+use crate::helpers::paths::{LOGOUT, ME, REFRESH, SETUP};
+use crate::helpers::{Backend, JWT_SECRET, TestApp, assert_problem, unique_name};
 
 fn set_clock(app: &TestApp, unix: i64) {
     app.clock
@@ -174,9 +174,80 @@ async fn configured_lifetimes_are_enforced(backend: Backend) {
     assert_invalid_token(response, "expired pending").await;
 }
 
+/// `POST /auth/refresh` with `token`; the new tokens, asserting 200.
+async fn refreshed(app: &TestApp, token: &Value) -> Value {
+    let response = app
+        .post(REFRESH, None, json!({"refresh_token": token}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "refresh");
+    response.json().await.unwrap()
+}
+
+async fn assert_refresh_refused(app: &TestApp, token: &Value, context: &str) {
+    let response = app
+        .post(REFRESH, None, json!({"refresh_token": token}))
+        .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{context}");
+    assert_problem(response, 401, "invalid_token").await;
+}
+
+/// Refresh tokens live 100 s and sessions 250 s: a refresh token dies on
+/// time even in a live session, the last one ends with the session, and
+/// refreshing never extends the session.
+async fn refresh_tokens_and_sessions_expire(backend: Backend) {
+    let extra = [
+        ("OTPGATE_REFRESH_TTL_SECS", "100"),
+        ("OTPGATE_SESSION_TTL_SECS", "250"),
+    ];
+    let Some(app) = TestApp::spawn_with(backend, &extra).await else {
+        return;
+    };
+    // Whole seconds, so that every lifetime below is exact.
+    let start = app.clock_now().timestamp();
+    set_clock(&app, start);
+    let user = app.enrolled_user(&unique_name("lifetime")).await;
+    assert_eq!(user.tokens["refresh_expires_in"], 100);
+    // A second session, opened 30 s after the first (enrolment's step).
+    let other = app.sign_in(&user).await;
+
+    let second = refreshed(&app, &user.tokens["refresh_token"]).await;
+    assert_eq!(second["refresh_expires_in"], 100);
+    set_clock(&app, start + 129);
+    let third = refreshed(&app, &second["refresh_token"]).await;
+    assert_eq!(third["refresh_expires_in"], 100);
+
+    // The other session's first refresh token died at 130 s; its session
+    // lives on, and retrying the dead token does not end it.
+    set_clock(&app, start + 131);
+    for attempt in ["first", "retry"] {
+        assert_refresh_refused(&app, &other["refresh_token"], attempt).await;
+    }
+    let me = app.get(ME, other["access_token"].as_str()).await;
+    assert_eq!(me.status(), StatusCode::OK, "the other session is live");
+
+    // Near the session's end, a new refresh token lives only until it.
+    set_clock(&app, start + 200);
+    let last = refreshed(&app, &third["refresh_token"]).await;
+    assert_eq!(
+        last["refresh_expires_in"], 50,
+        "capped at the session's end"
+    );
+    let access = last["access_token"].as_str();
+    assert_eq!(app.get(ME, access).await.status(), StatusCode::OK);
+
+    // At 251 s the session is over: its live access token (issued 51 s
+    // ago for 900) and its last refresh token are refused.
+    set_clock(&app, start + 251);
+    assert_invalid_token(app.get(ME, access).await, "access after the session").await;
+    assert_refresh_refused(&app, &last["refresh_token"], "after the session").await;
+}
+
 on_both_backends!(
     tokens_expire_on_the_server_clock,
     access_and_pending_token_claims,
     logout_revokes_the_session,
 );
-on_both_backends_with_own_settings!(configured_lifetimes_are_enforced);
+on_both_backends_with_own_settings!(
+    configured_lifetimes_are_enforced,
+    refresh_tokens_and_sessions_expire,
+);

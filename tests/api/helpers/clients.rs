@@ -6,7 +6,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::paths::LOGIN;
-use super::{TestApp, assert_problem};
+use super::{TestApp, assert_hardened, assert_problem};
 
 /// A POST whose `X-Forwarded-For` is these raw bytes (not necessarily
 /// UTF-8: HTTP allows obs-text in header values).
@@ -45,9 +45,11 @@ pub async fn login_as(
     post_as(app, client, LOGIN, body).await
 }
 
-/// A 429 `too_many_attempts`; its Retry-After in seconds.
+/// A 429 `too_many_attempts` with the security headers; its Retry-After
+/// in seconds.
 pub async fn assert_too_many(response: Response) -> i64 {
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_hardened(response.headers(), "429");
     let retry_after = response
         .headers()
         .get("retry-after")

@@ -214,6 +214,18 @@ impl TestApp {
         }
     }
 
+    /// Runs `sql` on the test database directly, behind the server's back.
+    pub fn execute_sql(&self, sql: &str) {
+        let run = |result: diesel::QueryResult<usize>| result.expect("SQL runs");
+        if self.database_url.starts_with("postgres") {
+            let mut conn = PgConnection::establish(&self.database_url).unwrap();
+            run(diesel::sql_query(sql).execute(&mut conn));
+        } else {
+            let mut conn = diesel::SqliteConnection::establish(&self.database_url).unwrap();
+            run(diesel::sql_query(sql).execute(&mut conn));
+        }
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self._data_dir.path()
     }
@@ -287,6 +299,14 @@ impl TestApp {
         let response = self.post_credentials(LOGIN, username, PASSWORD).await;
         assert_eq!(response.status(), StatusCode::OK, "login {username}");
         response.json().await.unwrap()
+    }
+
+    /// Logs in with the right password; the pending token.
+    pub async fn login_pending(&self, username: &str) -> String {
+        self.login(username).await["pending_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn setup(&self, pending_token: &str) -> Value {

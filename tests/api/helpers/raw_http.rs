@@ -1,13 +1,17 @@
 //! A raw HTTP/1.1 client over TCP, for what reqwest will not send: chunked
-//! bodies of a chosen shape, and answers read as they come off the socket.
+//! bodies of a chosen shape, requests released together from a barrier,
+//! and answers read as they come off the socket.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::Barrier;
 
+use super::paths::{RECOVER, VERIFY};
 use super::{TestApp, assert_hardened};
 
 /// The server's `host:port`, for a socket or a Host header.
@@ -41,6 +45,13 @@ pub async fn chunked_request(app: &TestApp, head: &str, body: &[u8], chunk: usiz
         let _ = writer.flush().await;
         writer
     });
+    let received = read_answer(&mut reader).await;
+    sender.abort();
+    parse_response(&received)
+}
+
+/// The bytes of one answer, read as they arrive (at most 10 s).
+async fn read_answer(reader: &mut (impl AsyncReadExt + Unpin)) -> Vec<u8> {
     let mut received = Vec::new();
     let read_all = async {
         let mut buffer = [0u8; 4096];
@@ -57,8 +68,85 @@ pub async fn chunked_request(app: &TestApp, head: &str, body: &[u8], chunk: usiz
     tokio::time::timeout(Duration::from_secs(10), read_all)
         .await
         .expect("an answer within 10 s");
-    sender.abort();
-    parse_response(&received)
+    received
+}
+
+/// How often a race test runs its race: whether requests interleave is up
+/// to the scheduler, and a broken build shows in most rounds, not in all.
+pub const RACE_ROUNDS: usize = 3;
+
+/// A JSON POST to send in a race: its path, bearer token and body.
+pub struct RacedPost {
+    pub path: &'static str,
+    pub token: Option<String>,
+    pub body: Value,
+}
+
+impl RacedPost {
+    /// A `/2fa/verify` of `code` with this pending token.
+    pub fn verify(pending: &str, code: &str) -> Self {
+        Self {
+            path: VERIFY,
+            token: Some(pending.to_owned()),
+            body: json!({"code": code}),
+        }
+    }
+
+    /// A `/2fa/recover` of `recovery_code` with this pending token.
+    pub fn recover(pending: &str, recovery_code: &str) -> Self {
+        Self {
+            path: RECOVER,
+            token: Some(pending.to_owned()),
+            body: json!({"recovery_code": recovery_code}),
+        }
+    }
+}
+
+/// Sends every request at once, so that the server handles them
+/// concurrently: each connection is opened first, then a barrier lets all
+/// the writes go together. The answers, in the order of `posts`.
+pub async fn post_together(app: &TestApp, posts: Vec<RacedPost>) -> Vec<RawResponse> {
+    let barrier = Arc::new(Barrier::new(posts.len()));
+    let mut racers = Vec::new();
+    for post in posts {
+        let mut stream = TcpStream::connect(host(app)).await.expect("connect");
+        let wire = post_bytes(host(app), &post);
+        let barrier = barrier.clone();
+        racers.push(tokio::spawn(async move {
+            barrier.wait().await;
+            stream.write_all(&wire).await.expect("request written");
+            parse_response(&read_answer(&mut stream).await)
+        }));
+    }
+    let mut answers = Vec::new();
+    for racer in racers {
+        answers.push(racer.await.expect("racer"));
+    }
+    answers
+}
+
+fn post_bytes(host: &str, post: &RacedPost) -> Vec<u8> {
+    let body = post.body.to_string();
+    let authorization = post
+        .token
+        .as_ref()
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{authorization}Connection: close\r\n\r\n{body}",
+        post.path,
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// How many answers have this status.
+pub fn count_status(answers: &[RawResponse], status: u16) -> usize {
+    answers
+        .iter()
+        .filter(|answer| answer.status == status)
+        .count()
 }
 
 fn split_head(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
