@@ -159,9 +159,17 @@ impl ManageConnection for ConnectionFactory {
 
     fn connect(&self) -> Result<DbConnection, r2d2::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
-                .map(DbConnection::Postgres)
-                .map_err(r2d2::Error::ConnectionError),
+            DatabaseUrl::Postgres(url) => {
+                // OpenSSL (libpq's TLS) initialised without its exit-time
+                // cleanup, before libpq can initialise it with one: that
+                // cleanup frees what a connection still in use on another
+                // thread holds when the process exits (seen as double frees
+                // and segfaults at the end of test runs).
+                openssl_sys::init();
+                PgConnection::establish(url)
+                    .map(DbConnection::Postgres)
+                    .map_err(r2d2::Error::ConnectionError)
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(r2d2::Error::ConnectionError)?;

@@ -124,6 +124,9 @@ impl Drop for PostgresDatabase {
 fn postgres_database() -> Option<(String, PostgresDatabase)> {
     let admin_url = std::env::var("OTPGATE_TEST_POSTGRES_URL").ok()?;
     let name = format!("otpgate_test_{}", uuid::Uuid::new_v4().simple());
+    // As the server does (`store`): OpenSSL without its exit-time cleanup,
+    // set up before this process's first libpq connection.
+    openssl_sys::init();
     let mut conn = PgConnection::establish(&admin_url)
         .unwrap_or_else(|e| panic!("OTPGATE_TEST_POSTGRES_URL is set but unreachable: {e}"));
     diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
