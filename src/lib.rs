@@ -176,7 +176,5 @@ fn cors(origins: &[String]) -> Cors {
 
 /// The OpenAPI document as committed in `openapi/openapi.json`.
 pub fn openapi_json(api: &utoipa::openapi::OpenApi) -> String {
-    let mut json = api.to_pretty_json().unwrap_or_default();
-    json.push('\n');
-    json
+    http::openapi::document_json(api)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
@@ -244,5 +245,95 @@ pub struct ServerErrors;
 impl IntoResponses for ServerErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         shared(&[ErrorCode::Internal, ErrorCode::ServiceUnavailable])
+    }
+}
+
+/// The document as served and committed: pretty JSON with the response
+/// schemas closed.
+pub fn document_json(api: &utoipa::openapi::OpenApi) -> String {
+    let mut document = serde_json::to_value(api).unwrap_or_default();
+    close_response_schemas(&mut document);
+    let mut json = serde_json::to_string_pretty(&document).unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// Marks every response schema closed, so that a client (and schemathesis)
+/// can treat a field the document does not name as an error: plain objects
+/// get `additionalProperties: false`, compositions `unevaluatedProperties:
+/// false`. Request schemas stay open (the server ignores fields it does not
+/// know), and so do the parts of a composition, which would each refuse the
+/// other parts' fields.
+fn close_response_schemas(document: &mut Value) {
+    let mut requests = Vec::new();
+    let mut parts = Vec::new();
+    collect_refs(document, false, &mut requests, &mut parts);
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (name, schema) in schemas.iter_mut() {
+        if requests.contains(name) || parts.contains(name) {
+            continue;
+        }
+        let Some(schema) = schema.as_object_mut() else {
+            continue;
+        };
+        if schema.contains_key("allOf") {
+            schema.insert("unevaluatedProperties".into(), false.into());
+        } else if schema.get("type").and_then(Value::as_str) == Some("object") {
+            schema.insert("additionalProperties".into(), false.into());
+        }
+    }
+}
+
+/// Collects the component schemas referenced anywhere in a request body,
+/// and those that are direct members of an `allOf`.
+fn collect_refs(
+    value: &Value,
+    in_request: bool,
+    requests: &mut Vec<String>,
+    parts: &mut Vec<String>,
+) {
+    let schema_name = |reference: &Value| {
+        reference
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            .map(str::to_owned)
+    };
+    match value {
+        Value::Object(object) => {
+            for (member, child) in object {
+                if member == "$ref"
+                    && in_request
+                    && let Some(name) = schema_name(child)
+                {
+                    requests.push(name);
+                }
+                if member == "allOf"
+                    && let Some(items) = child.as_array()
+                {
+                    parts.extend(
+                        items
+                            .iter()
+                            .filter_map(|item| schema_name(item.get("$ref")?)),
+                    );
+                }
+                collect_refs(
+                    child,
+                    in_request || member == "requestBody",
+                    requests,
+                    parts,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_refs(item, in_request, requests, parts);
+            }
+        }
+        _ => {}
     }
 }
