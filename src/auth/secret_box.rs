@@ -113,7 +113,7 @@ mod tests {
     fn round_trips_and_binds_to_the_owner() {
         let secret_box = SecretBox::new([7; KEY_BYTES], &[]);
         let sealed = secret_box.seal(b"totp seed", "user-1").unwrap();
-        assert_ne!(&sealed[NONCE_BYTES..], b"totp seed");
+        assert!(!sealed.windows(9).any(|window| window == b"totp seed"));
         assert_eq!(
             secret_box
                 .open(secret_box.key_id(), &sealed, "user-1")
@@ -126,8 +126,34 @@ mod tests {
                 .is_err()
         );
         assert_ne!(sealed, secret_box.seal(b"totp seed", "user-1").unwrap());
-        let other = SecretBox::new([8; KEY_BYTES], &[]);
-        assert!(other.open(secret_box.key_id(), &sealed, "user-1").is_err());
+    }
+
+    /// AES-GCM itself refuses: the key id matches, the bytes do not.
+    #[test]
+    fn tampering_anywhere_fails_authentication() {
+        let secret_box = SecretBox::new([7; KEY_BYTES], &[]);
+        let sealed = secret_box.seal(b"totp seed", "user-1").unwrap();
+        for at in [0, NONCE_BYTES, sealed.len() - 1] {
+            let mut tampered = sealed.clone();
+            tampered[at] ^= 1;
+            assert!(
+                secret_box
+                    .open(secret_box.key_id(), &tampered, "user-1")
+                    .is_err(),
+                "byte {at} flipped"
+            );
+        }
+    }
+
+    /// A wrong key under the right key id (a corrupted key file, say) is
+    /// refused by AES-GCM, not by the key lookup.
+    #[test]
+    fn a_wrong_key_fails_authentication() {
+        let right = SecretBox::new([7; KEY_BYTES], &[]);
+        let sealed = right.seal(b"totp seed", "user-1").unwrap();
+        let mut wrong = SecretBox::new([8; KEY_BYTES], &[]);
+        wrong.current.id = right.key_id().to_owned();
+        assert!(wrong.open(right.key_id(), &sealed, "user-1").is_err());
     }
 
     #[test]
