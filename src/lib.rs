@@ -202,16 +202,15 @@ pub struct Stopper {
 impl Stopper {
     pub async fn stop(&self) {
         self.lifecycle.begin_draining();
-        if !self.delay.is_zero() {
-            tracing::info!(
-                delay_secs = self.delay.as_secs(),
-                "shutdown: not ready, still serving"
-            );
-            actix_web::rt::time::sleep(self.delay).await;
-        }
         tracing::info!(
             in_flight = self.lifecycle.in_flight(),
-            "shutting down: no new connections; finishing the requests in flight"
+            delay_secs = self.delay.as_secs(),
+            "shutdown begun: /readyz answers 503"
+        );
+        actix_web::rt::time::sleep(self.delay).await;
+        tracing::info!(
+            in_flight = self.lifecycle.in_flight(),
+            "listener closed: finishing the requests in flight"
         );
         self.server.stop(true).await;
     }

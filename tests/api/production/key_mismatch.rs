@@ -1,26 +1,11 @@
 //! Two instances on one database with different keys: the second refuses to
 //! start, naming the variable, unless the first key is listed as retiring.
 
+use super::PostgresDatabase;
 use super::instance::{Instance, Started};
 
 const KEY_A: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
 const KEY_B: &str = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
-
-/// The database the test shares: a SQLite file, or a fresh PostgreSQL
-/// database when OTPGATE_TEST_POSTGRES_URL is set.
-fn shared_database(dir: &std::path::Path) -> Vec<String> {
-    let mut urls = vec![dir.join("shared.db").display().to_string()];
-    if let Ok(admin) = std::env::var("OTPGATE_TEST_POSTGRES_URL") {
-        use diesel::{Connection, PgConnection, RunQueryDsl};
-        let name = format!("otpgate_keys_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::establish(&admin).unwrap();
-        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .unwrap();
-        urls.push(format!("{}/{name}", admin.rsplit_once('/').unwrap().0));
-    }
-    urls
-}
 
 fn refused(settings: &[(&str, &str)]) -> (i32, String) {
     match Instance::start(settings) {
@@ -32,7 +17,10 @@ fn refused(settings: &[(&str, &str)]) -> (i32, String) {
 #[test]
 fn a_second_instance_with_other_keys_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    for url in shared_database(dir.path()) {
+    // A SQLite file, and a PostgreSQL database when one is configured.
+    let postgres = PostgresDatabase::from_env();
+    let sqlite = dir.path().join("shared.db").display().to_string();
+    for url in std::iter::once(sqlite).chain(postgres.as_ref().map(|db| db.url.clone())) {
         let first =
             Instance::listening(&[("DATABASE_URL", &url), ("OTPGATE_ENCRYPTION_KEY", KEY_A)]);
 
@@ -75,14 +63,10 @@ fn a_second_instance_with_other_keys_refuses_to_start() {
 
 #[test]
 fn unset_keys_on_postgres_are_named_at_start_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(url) = shared_database(dir.path())
-        .pop()
-        .filter(|url| url.starts_with("postgres"))
-    else {
+    let Some(database) = PostgresDatabase::from_env() else {
         return;
     };
-    let server = Instance::listening(&[("DATABASE_URL", &url)]);
+    let server = Instance::listening(&[("DATABASE_URL", &database.url)]);
     let logs = server.logs.lock().unwrap().join("\n");
     assert!(
         logs.contains("OTPGATE_ENCRYPTION_KEY is not set: on PostgreSQL every instance sharing the database needs the same key"),

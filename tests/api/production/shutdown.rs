@@ -120,21 +120,28 @@ async fn sigterm_under_load_answers_every_request_in_flight() {
         .iter()
         .filter(|o| matches!(o, Outcome::Refused))
         .count();
-    let shutting_down =
-        server.log_entries("shutting down: no new connections; finishing the requests in flight");
-    let in_flight = shutting_down[0]["in_flight"].as_u64().unwrap();
+    let in_flight = |message: &str| {
+        server.log_entries(message)[0]["in_flight"]
+            .as_u64()
+            .unwrap()
+    };
+    let at_sigterm = in_flight("shutdown begun: /readyz answers 503");
+    let at_close = in_flight("listener closed: finishing the requests in flight");
     // Every request the server answered reached its client, and no other
     // request was accepted: the server's request lines (the two readiness
     // checks included) match the answers the clients got.
     let logged = server.log_entries("request").len();
     println!(
-        "SIGTERM with {in_flight} request(s) in flight; {} answered, {} refused a connection \
-         after the listener closed, {} lost",
+        "SIGTERM with {at_sigterm} request(s) in flight ({at_close} when the listener closed \
+         a second later); {} answered, {} refused a connection after the listener closed, {} lost",
         answered.len(),
         refused,
         lost.len()
     );
-    assert!(in_flight > 0, "the test should catch requests in flight");
+    assert!(
+        at_sigterm > 0 && at_close > 0,
+        "the test should catch requests in flight"
+    );
     assert!(lost.is_empty(), "lost: {lost:?}");
     assert!(answered.iter().all(|status| *status < 500), "{answered:?}");
     assert_eq!(logged, answered.len() + users.len() + 2);
