@@ -40,36 +40,35 @@ pub fn encryption_key(config: &Config) -> anyhow::Result<[u8; KEY_BYTES]> {
 /// the data dir (with a warning, since other instances cannot know them),
 /// and their fingerprint.
 pub fn token_keys(config: &Config) -> anyhow::Result<(TokenKeys, KeyFingerprint)> {
-    let keys = load_token_keys(config)?;
-    let fingerprint = match config.jwt_algorithm {
-        JwtAlgorithm::Hs256 => KeyFingerprint {
+    let (keys, hs256_secret) = load_token_keys(config)?;
+    let fingerprint = match hs256_secret {
+        Some(secret) => KeyFingerprint {
             name: "jwt_hs256",
             variable: JWT_SECRET,
             generated: config.jwt_secret.is_none(),
-            current: fingerprint(keys.1.as_deref().unwrap_or_default()),
+            current: fingerprint(&secret),
             retiring: Vec::new(),
             rotation: "",
         },
-        JwtAlgorithm::EdDsa => {
-            // The public keys, as published: the current one, then any retiring one.
-            let public: Vec<String> = keys
-                .0
+        None => {
+            // EdDSA: the public keys as published, the current one first,
+            // then any retiring one.
+            let mut public = keys
                 .jwks()
                 .iter()
-                .map(|jwk| fingerprint(jwk["x"].as_str().unwrap_or_default().as_bytes()))
-                .collect();
+                .map(|jwk| fingerprint(jwk["x"].as_str().unwrap_or_default().as_bytes()));
             KeyFingerprint {
                 name: "jwt_ed25519",
                 variable: JWT_PRIVATE_KEY_FILE,
                 generated: config.jwt_private_key_file.is_none(),
-                current: public.first().cloned().unwrap_or_default(),
-                retiring: public.into_iter().skip(1).collect(),
+                current: public.next().unwrap_or_default(),
+                retiring: public.collect(),
                 rotation: ", listing the retiring public key in \
                            OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE during a rotation",
             }
         }
     };
-    Ok((keys.0, fingerprint))
+    Ok((keys, fingerprint))
 }
 
 /// The fingerprint of the key that encrypts TOTP secrets.
@@ -168,7 +167,7 @@ pub fn warn_unset_keys_on_postgres(config: &Config, fingerprints: &[KeyFingerpri
     }
 }
 
-/// The JWT keys, and the HS256 secret they were made from.
+/// The JWT keys, and the secret they were made from under HS256.
 fn load_token_keys(config: &Config) -> anyhow::Result<(TokenKeys, Option<Vec<u8>>)> {
     match config.jwt_algorithm {
         JwtAlgorithm::Hs256 => {
