@@ -179,12 +179,10 @@ impl Application {
             metrics.stop(true).await;
         }
         self.pruner.abort();
-        let pool = self.store.pool_state();
         drop(self.store);
-        tracing::info!(
-            connections = pool.connections,
-            "stopped: every request answered, database pool closed"
-        );
+        if abandoned == 0 {
+            tracing::info!("stopped: every request answered, database pool closed");
+        }
         served
     }
 }

@@ -213,6 +213,8 @@ mod tests {
         assert_eq!(config.access_ttl, Duration::seconds(900));
         assert_eq!(config.event_retention, Duration::days(90));
         assert!(config.cors_origins.is_empty());
+        assert_eq!(config.metrics_bind, None);
+        assert_eq!(config.shutdown_timeout, std::time::Duration::from_secs(30));
     }
 
     #[test]
@@ -230,6 +232,10 @@ mod tests {
             ("OTPGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("OTPGATE_IP_RATE_PER_MIN", "-1"),
             ("OTPGATE_JWT_ALG", "RS256"),
+            ("OTPGATE_METRICS_BIND", "nowhere"),
+            ("OTPGATE_DB_POOL_TIMEOUT_MS", "10"),
+            ("OTPGATE_SHUTDOWN_TIMEOUT_SECS", "0"),
+            ("OTPGATE_SHUTDOWN_DELAY_SECS", "-1"),
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name, "{value}");

@@ -114,11 +114,7 @@ impl Instance {
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        sigterm(&self.child);
     }
 
     /// The JSON log entries with this message.
@@ -183,4 +179,13 @@ pub async fn login(
         .json(&json!({"username": username, "password": PASSWORD}))
         .send()
         .await
+}
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

@@ -106,8 +106,9 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: the master then stops its workers too.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        super::instance::sigterm(&self.child);
         let _ = self.child.wait();
     }
 }
