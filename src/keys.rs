@@ -4,8 +4,11 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::auth::secret_box::KEY_BYTES;
 use crate::auth::tokens::{KeyError, TokenKeys};
@@ -13,6 +16,11 @@ use crate::config::{
     Config, ConfigError, DATA_DIR, JWT_PREVIOUS_PUBLIC_KEY_FILE, JWT_PRIVATE_KEY_FILE,
     JwtAlgorithm, decode_key,
 };
+use crate::store::Store;
+use crate::store::key_fingerprints::{self, Recorded};
+
+const JWT_SECRET: &str = "OTPGATE_JWT_SECRET";
+const ENCRYPTION_KEY: &str = "OTPGATE_ENCRYPTION_KEY";
 
 /// The key that encrypts TOTP secrets at rest.
 pub fn encryption_key(config: &Config) -> anyhow::Result<[u8; KEY_BYTES]> {
@@ -29,8 +37,138 @@ pub fn encryption_key(config: &Config) -> anyhow::Result<[u8; KEY_BYTES]> {
 }
 
 /// The JWT keys the configuration names, generating what is missing into
-/// the data dir (with a warning, since other instances cannot know them).
-pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+/// the data dir (with a warning, since other instances cannot know them),
+/// and their fingerprint.
+pub fn token_keys(config: &Config) -> anyhow::Result<(TokenKeys, KeyFingerprint)> {
+    let (keys, hs256_secret) = load_token_keys(config)?;
+    let fingerprint = match hs256_secret {
+        Some(secret) => KeyFingerprint {
+            name: "jwt_hs256",
+            variable: JWT_SECRET,
+            generated: config.jwt_secret.is_none(),
+            current: fingerprint(&secret),
+            retiring: Vec::new(),
+            rotation: "",
+        },
+        None => {
+            // EdDSA: the public keys as published, the current one first,
+            // then any retiring one.
+            let mut public = keys
+                .jwks()
+                .iter()
+                .map(|jwk| fingerprint(jwk["x"].as_str().unwrap_or_default().as_bytes()));
+            KeyFingerprint {
+                name: "jwt_ed25519",
+                variable: JWT_PRIVATE_KEY_FILE,
+                generated: config.jwt_private_key_file.is_none(),
+                current: public.next().unwrap_or_default(),
+                retiring: public.collect(),
+                rotation: ", listing the retiring public key in \
+                           OTPGATE_JWT_PREVIOUS_PUBLIC_KEY_FILE during a rotation",
+            }
+        }
+    };
+    Ok((keys, fingerprint))
+}
+
+/// The fingerprint of the key that encrypts TOTP secrets.
+pub fn encryption_fingerprint(config: &Config, key: &[u8; KEY_BYTES]) -> KeyFingerprint {
+    KeyFingerprint {
+        name: "encryption",
+        variable: ENCRYPTION_KEY,
+        generated: config.encryption_key.is_none(),
+        current: fingerprint(key),
+        retiring: config
+            .previous_encryption_keys
+            .iter()
+            .map(|key| fingerprint(key))
+            .collect(),
+        rotation: ", listing the retiring one in OTPGATE_PREVIOUS_ENCRYPTION_KEYS during a rotation",
+    }
+}
+
+/// A key as the database remembers it: an HMAC of a fixed label under the
+/// key, which reveals nothing about the key itself.
+#[derive(Debug, Clone)]
+pub struct KeyFingerprint {
+    /// The row it is recorded under.
+    name: &'static str,
+    /// The setting that gives the key, named when it does not match.
+    variable: &'static str,
+    /// The key was not configured: this instance generated or read its own.
+    generated: bool,
+    current: String,
+    /// Of keys being rotated out: the database may still record one of them.
+    retiring: Vec<String>,
+    /// How a rotation keeps both keys, appended to the mismatch message.
+    rotation: &'static str,
+}
+
+fn fingerprint(key: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(b"otpgate/key-fingerprint/v1");
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Records each key's fingerprint in the database at its first start, and
+/// refuses (a configuration error naming the variable) a key the database
+/// was not started with, unless that one is listed as retiring.
+pub async fn check_fingerprints(
+    store: &Store,
+    fingerprints: Vec<KeyFingerprint>,
+) -> anyhow::Result<()> {
+    for key in fingerprints {
+        let (name, current, retiring) = (key.name, key.current.clone(), key.retiring.clone());
+        let recorded = store
+            .read(move |conn| key_fingerprints::record(conn, name, &current, &retiring))
+            .await
+            .context("cannot check the keys' fingerprints")?;
+        match recorded {
+            Recorded::First => tracing::info!(key = key.variable, "key fingerprint recorded"),
+            Recorded::Same => {}
+            Recorded::Rotated => {
+                tracing::info!(key = key.variable, "key rotated: fingerprint updated");
+            }
+            Recorded::Other => {
+                let unset = if key.generated {
+                    " (it is unset, so this instance made its own in the data dir)"
+                } else {
+                    ""
+                };
+                return Err(ConfigError {
+                    variable: key.variable,
+                    message: format!(
+                        "not the key this database was first started with{unset}: every \
+                         instance sharing a database needs the same key{}",
+                        key.rotation
+                    ),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// On PostgreSQL, several instances usually share the database, and keys
+/// they each generate would differ: says so, one line per unset key.
+pub fn warn_unset_keys_on_postgres(config: &Config, fingerprints: &[KeyFingerprint]) {
+    if !config.database_url.is_postgres() {
+        return;
+    }
+    for key in fingerprints.iter().filter(|key| key.generated) {
+        tracing::error!(
+            "{} is not set: on PostgreSQL every instance sharing the database needs the same \
+             key, and this one uses its own from {}; set {} on every instance",
+            key.variable,
+            config.data_dir.display(),
+            key.variable
+        );
+    }
+}
+
+/// The JWT keys, and the secret they were made from under HS256.
+fn load_token_keys(config: &Config) -> anyhow::Result<(TokenKeys, Option<Vec<u8>>)> {
     match config.jwt_algorithm {
         JwtAlgorithm::Hs256 => {
             let secret = match &config.jwt_secret {
@@ -44,7 +182,7 @@ pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
                 )
                 .to_vec(),
             };
-            Ok(TokenKeys::hs256(&secret, &config.issuer)?)
+            Ok((TokenKeys::hs256(&secret, &config.issuer)?, Some(secret)))
         }
         JwtAlgorithm::EdDsa => {
             let private_pem = match &config.jwt_private_key_file {
@@ -67,17 +205,18 @@ pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
                 .as_deref()
                 .map(|path| read_key_file(JWT_PREVIOUS_PUBLIC_KEY_FILE, path))
                 .transpose()?;
-            TokenKeys::ed25519(&private_pem, previous.as_deref(), &config.issuer).map_err(|e| {
+            let keys = TokenKeys::ed25519(&private_pem, previous.as_deref(), &config.issuer);
+            let keys = keys.map_err(|e| {
                 let variable = match e {
                     KeyError::Private(_) => JWT_PRIVATE_KEY_FILE,
                     KeyError::PreviousPublic(_) => JWT_PREVIOUS_PUBLIC_KEY_FILE,
                 };
-                ConfigError {
+                anyhow::Error::from(ConfigError {
                     variable,
                     message: e.to_string(),
-                }
-                .into()
-            })
+                })
+            })?;
+            Ok((keys, None))
         }
     }
 }

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod keys;
+pub mod lifecycle;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod telemetry;
@@ -17,8 +19,10 @@ use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::rt::signal;
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
+use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa_actix_web::AppExt;
 
 use auth::password::PasswordHasher;
@@ -27,13 +31,19 @@ use auth::secret_box::SecretBox;
 use auth::throttle::ThrottleKeys;
 use auth::{Clock, SystemClock};
 use config::Config;
+use lifecycle::Lifecycle;
 use service::{Authenticator, FlowSettings, Keys};
 use store::Store;
 
-/// A bound, ready-to-run server.
+/// A bound, ready-to-run server (and its metrics listener, if configured).
 pub struct Application {
     server: actix_web::dev::Server,
     addr: SocketAddr,
+    metrics: Option<(actix_web::dev::ServerHandle, SocketAddr)>,
+    lifecycle: web::Data<Lifecycle>,
+    pruner: tokio::task::JoinHandle<()>,
+    store: Store,
+    shutdown_delay: Duration,
 }
 
 impl Application {
@@ -44,20 +54,27 @@ impl Application {
     /// As [`Application::build`], with the domain's clock supplied (tests
     /// use it to stand at a chosen TOTP step).
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let authenticator = build_authenticator(&config, clock).await?;
-        tokio::spawn(prune_periodically(authenticator.clone()));
+        let (authenticator, store) = open(&config, clock).await?;
+        let pruner = tokio::spawn(prune_periodically(authenticator.clone()));
         let openapi = http::openapi();
         let openapi_json = web::Data::new(http::routes::docs::OpenApiJson(openapi_json(&openapi)));
         let routes = web::Data::new(http::RouteTable::from_openapi(&openapi));
         let authenticator = web::Data::new(authenticator);
+        let lifecycle = web::Data::new(Lifecycle::default());
         let cors_origins = config.cors_origins.clone();
         let trusted_proxies = web::Data::new(http::extract::TrustedProxies(
             config.trusted_proxies.clone(),
         ));
+        // Installed before the first request, so every one is counted.
+        let metrics = config
+            .metrics_bind
+            .as_deref()
+            .map(|bind| (bind, metrics::handle()));
 
         let listener = TcpListener::bind(&config.bind)
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let addr = listener.local_addr()?;
+        let app_lifecycle = lifecycle.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(http::middleware::limit_body))
@@ -71,6 +88,7 @@ impl Application {
                 .app_data(routes.clone())
                 .app_data(trusted_proxies.clone())
                 .app_data(openapi_json.clone())
+                .app_data(app_lifecycle.clone())
                 .app_data(web::PayloadConfig::new(http::extract::BODY_LIMIT))
                 .into_utoipa_app()
                 .configure(http::routes)
@@ -89,20 +107,146 @@ impl Application {
         // Connections per worker, each holding two descriptors (its socket
         // and the watchdog's duplicate); more wait in the listen backlog.
         .max_connections(1024)
-        .shutdown_timeout(10)
+        // Signals are the caller's: see `run_until_signalled`.
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
         .listen(listener)?
         .run();
-        tracing::info!(%addr, database = %config.database_url.redacted(), "otpgate listening");
-        Ok(Self { server, addr })
+        let metrics = match metrics {
+            Some((bind, handle)) => Some(serve_metrics(bind, handle, store.clone())?),
+            None => None,
+        };
+        tracing::info!(
+            %addr,
+            metrics = %metrics
+                .as_ref()
+                .map_or_else(|| "off".to_owned(), |(_, addr)| addr.to_string()),
+            database = %config.database_url.redacted(),
+            "otpgate listening"
+        );
+        Ok(Self {
+            server,
+            addr,
+            metrics,
+            lifecycle,
+            pruner,
+            store,
+            shutdown_delay: config.shutdown_delay,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    /// Where `GET /metrics` is served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
+
+    /// What begins a graceful shutdown of this server.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.handle(),
+            lifecycle: self.lifecycle.clone(),
+            delay: self.shutdown_delay,
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let stopper = self.stopper();
+        let mut terminate = signal::unix::signal(signal::unix::SignalKind::terminate())?;
+        actix_web::rt::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                _ = signal::ctrl_c() => tracing::info!("SIGINT received"),
+            }
+            stopper.stop().await;
+        });
+        self.run_until_stopped().await
+    }
+
+    /// Serves until stopped (see [`Stopper`]), then closes the metrics
+    /// listener and the database pool.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = self.server.await;
+        let abandoned = self.lifecycle.in_flight();
+        if abandoned > 0 {
+            tracing::warn!(abandoned, "shutdown timeout: requests abandoned unanswered");
+        }
+        if let Some((metrics, _)) = self.metrics {
+            metrics.stop(true).await;
+        }
+        self.pruner.abort();
+        drop(self.store);
+        if abandoned == 0 {
+            tracing::info!("stopped: every request answered, database pool closed");
+        }
+        served
+    }
+}
+
+/// Begins a graceful shutdown: `/readyz` answers 503 from now on; after
+/// `OTPGATE_SHUTDOWN_DELAY_SECS` the listener closes, and requests in
+/// flight finish (within `OTPGATE_SHUTDOWN_TIMEOUT_SECS`).
+#[derive(Clone)]
+pub struct Stopper {
+    server: actix_web::dev::ServerHandle,
+    lifecycle: web::Data<Lifecycle>,
+    delay: Duration,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.lifecycle.begin_draining();
+        tracing::info!(
+            in_flight = self.lifecycle.in_flight(),
+            delay_secs = self.delay.as_secs(),
+            "shutdown begun: /readyz answers 503"
+        );
+        actix_web::rt::time::sleep(self.delay).await;
+        tracing::info!(
+            in_flight = self.lifecycle.in_flight(),
+            "listener closed: finishing the requests in flight"
+        );
+        self.server.stop(true).await;
+    }
+}
+
+/// `GET /metrics` on a listener of its own: one worker, no signals (the
+/// main server's shutdown stops it).
+fn serve_metrics(
+    bind: &str,
+    handle: PrometheusHandle,
+    store: Store,
+) -> anyhow::Result<(actix_web::dev::ServerHandle, SocketAddr)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind} for metrics"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        let (handle, store) = (handle.clone(), store.clone());
+        App::new().route(
+            "/metrics",
+            web::get().to(move || {
+                metrics::record_pool_state(store.pool_state());
+                let body = handle.render();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4; charset=utf-8")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    let handle = server.handle();
+    // A server runs only while its future is polled.
+    actix_web::rt::spawn(server);
+    Ok((handle, addr))
 }
 
 /// Everything the flow needs, from the configuration: keys (generated into
@@ -111,17 +255,31 @@ pub async fn build_authenticator(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Authenticator> {
+    Ok(open(config, clock).await?.0)
+}
+
+/// The flow and the store under it. Refuses keys that differ from those
+/// the database was first started with.
+async fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Authenticator, Store)> {
     let encryption_key = keys::encryption_key(config)?;
+    let (token_keys, token_fingerprint) = keys::token_keys(config)?;
+    let fingerprints = vec![
+        token_fingerprint,
+        keys::encryption_fingerprint(config, &encryption_key),
+    ];
+    keys::warn_unset_keys_on_postgres(config, &fingerprints);
     let url = config.database_url.clone();
     let pool_size = config.db_pool_size;
     let store = tokio::task::spawn_blocking(move || Store::open(&url, pool_size))
         .await?
-        .context("cannot open the database")?;
+        .context("cannot open the database")?
+        .with_checkout_timeout(config.db_pool_timeout);
+    keys::check_fingerprints(&store, fingerprints).await?;
     let cost = config.bcrypt_cost;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(cost, threads)).await??;
     let keys = Keys {
-        tokens: keys::token_keys(config)?,
+        tokens: token_keys,
         secrets: SecretBox::new(encryption_key, &config.previous_encryption_keys),
         recovery: RecoveryHasher::derived_from(&encryption_key, &config.previous_encryption_keys),
         throttle: ThrottleKeys::derived_from(&encryption_key),
@@ -136,7 +294,8 @@ pub async fn build_authenticator(
         device_ttl: config.device_ttl,
         limits: config.limits,
     };
-    Ok(Authenticator::new(store, hasher, keys, clock, settings))
+    let authenticator = Authenticator::new(store.clone(), hasher, keys, clock, settings);
+    Ok((authenticator, store))
 }
 
 /// Prunes old security events, spent pending tokens and ended sessions at

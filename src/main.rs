@@ -176,7 +176,7 @@ fn main() -> ExitCode {
             let served = actix_web::rt::System::new().block_on(async move {
                 Application::build(config)
                     .await?
-                    .run_until_stopped()
+                    .run_until_signalled()
                     .await?;
                 anyhow::Ok(())
             });

@@ -127,6 +127,7 @@ impl PasswordHasher {
     /// Waits for a turn and keeps it: what the caller does before
     /// [`HashTurn::verify`] happens at most `threads + 1` times at once.
     pub async fn turn(&self) -> Result<HashTurn, AuthError> {
+        let _waiting = crate::metrics::bcrypt_wait();
         let turn = Arc::clone(&self.turns)
             .acquire_owned()
             .await
@@ -174,7 +175,7 @@ impl HashTurn {
         let turn = self.turn;
         tokio::task::spawn_blocking(move || {
             // Held until the hash is done, even if the request went away.
-            let _held = (turn, thread);
+            let _held = (turn, thread, crate::metrics::bcrypt_running());
             work()
         })
         .await

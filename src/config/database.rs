@@ -15,6 +15,7 @@ pub(super) struct DatabaseSettings {
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
     pub db_pool_size: u32,
+    pub db_pool_timeout: std::time::Duration,
 }
 
 pub(super) fn read(source: Source, overrides: &Overrides) -> Result<DatabaseSettings, ConfigError> {
@@ -30,9 +31,13 @@ pub(super) fn read(source: Source, overrides: &Overrides) -> Result<DatabaseSett
         )?
         .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join(DEFAULT_SQLITE_FILE)));
     let db_pool_size = source.number("OTPGATE_DB_POOL_SIZE", 10, 1..=200)? as u32;
+    // How long a request waits for a connection before answering 503: short,
+    // so that a database outage fails requests fast instead of piling them up.
+    let db_pool_timeout = source.number("OTPGATE_DB_POOL_TIMEOUT_MS", 3000, 50..=60_000)?;
     Ok(DatabaseSettings {
         data_dir,
         database_url,
         db_pool_size,
+        db_pool_timeout: std::time::Duration::from_millis(db_pool_timeout as u64),
     })
 }

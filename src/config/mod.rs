@@ -63,7 +63,15 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub workers: usize,
     pub db_pool_size: u32,
+    /// How long a request waits for a database connection.
+    pub db_pool_timeout: std::time::Duration,
     pub log_format: LogFormat,
+    /// Where `GET /metrics` is served; None: nowhere.
+    pub metrics_bind: Option<String>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: std::time::Duration,
+    /// After SIGTERM, how long to keep accepting while `/readyz` answers 503.
+    pub shutdown_delay: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -168,7 +176,11 @@ impl Config {
             data_dir: database.data_dir,
             workers: server.workers,
             db_pool_size: database.db_pool_size,
+            db_pool_timeout: database.db_pool_timeout,
             log_format: server.log_format,
+            metrics_bind: server.metrics_bind,
+            shutdown_timeout: server.shutdown_timeout,
+            shutdown_delay: server.shutdown_delay,
         })
     }
 }
@@ -201,6 +213,8 @@ mod tests {
         assert_eq!(config.access_ttl, Duration::seconds(900));
         assert_eq!(config.event_retention, Duration::days(90));
         assert!(config.cors_origins.is_empty());
+        assert_eq!(config.metrics_bind, None);
+        assert_eq!(config.shutdown_timeout, std::time::Duration::from_secs(30));
     }
 
     #[test]
@@ -218,6 +232,10 @@ mod tests {
             ("OTPGATE_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("OTPGATE_IP_RATE_PER_MIN", "-1"),
             ("OTPGATE_JWT_ALG", "RS256"),
+            ("OTPGATE_METRICS_BIND", "nowhere"),
+            ("OTPGATE_DB_POOL_TIMEOUT_MS", "10"),
+            ("OTPGATE_SHUTDOWN_TIMEOUT_SECS", "0"),
+            ("OTPGATE_SHUTDOWN_DELAY_SECS", "-1"),
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name, "{value}");

@@ -21,6 +21,9 @@ pub(super) struct ServerSettings {
     pub cors_origins: Vec<String>,
     pub workers: usize,
     pub log_format: LogFormat,
+    pub metrics_bind: Option<String>,
+    pub shutdown_timeout: std::time::Duration,
+    pub shutdown_delay: std::time::Duration,
 }
 
 /// `--bind` and `--issuer` win over their variables.
@@ -28,12 +31,7 @@ pub(super) fn read(source: Source, overrides: &Overrides) -> Result<ServerSettin
     let bind =
         source
             .flag("bind", &overrides.bind)
-            .value("OTPGATE_BIND", "127.0.0.1:8080", |bind| {
-                match bind.to_socket_addrs() {
-                    Ok(_) => Ok(bind.to_owned()),
-                    Err(_) => Err(format!("{bind:?} is not a host:port address")),
-                }
-            })?;
+            .value("OTPGATE_BIND", "127.0.0.1:8080", address)?;
     let issuer =
         source
             .flag("issuer", &overrides.issuer)
@@ -65,7 +63,22 @@ pub(super) fn read(source: Source, overrides: &Overrides) -> Result<ServerSettin
             "json" => Ok(LogFormat::Json),
             _ => Err("must be text or json".into()),
         })?,
+        metrics_bind: source.optional("OTPGATE_METRICS_BIND", "off", address)?,
+        shutdown_delay: seconds(source.number("OTPGATE_SHUTDOWN_DELAY_SECS", 0, 0..=600)?),
+        shutdown_timeout: seconds(source.number("OTPGATE_SHUTDOWN_TIMEOUT_SECS", 30, 1..=3600)?),
     })
+}
+
+fn seconds(whole: i64) -> std::time::Duration {
+    std::time::Duration::from_secs(whole.unsigned_abs())
+}
+
+/// A `host:port` to listen on.
+fn address(bind: &str) -> Result<String, String> {
+    match bind.to_socket_addrs() {
+        Ok(_) => Ok(bind.to_owned()),
+        Err(_) => Err(format!("{bind:?} is not a host:port address")),
+    }
 }
 
 /// An IP address or CIDR block.

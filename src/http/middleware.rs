@@ -13,7 +13,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::rt::time::{Instant, sleep_until};
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{Error, HttpMessage, ResponseError, web};
 use futures_util::StreamExt;
 use futures_util::stream::poll_fn;
 use tracing::Instrument;
@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::extract::BODY_LIMIT;
 use super::problem::{ApiError, ErrorCode, PROBLEM_JSON};
+use crate::lifecycle::Lifecycle;
 
 /// Headers every response carries, errors included.
 pub fn security_headers() -> DefaultHeaders {
@@ -39,6 +40,7 @@ pub fn security_headers() -> DefaultHeaders {
 
 /// One log line per request (method, path, status, latency, request id);
 /// the id is echoed in `X-Request-Id`. Never the body, query or headers.
+/// Also counts the request as in flight while it runs, and in the metrics.
 pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -46,15 +48,26 @@ pub async fn log_request(
     let request_id = Uuid::new_v4();
     let method = req.method().clone();
     let path = req.path().to_owned();
+    // The template, not the path: metric labels must stay few.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let lifecycle = req.app_data::<web::Data<Lifecycle>>().cloned();
+    let in_flight = lifecycle
+        .as_ref()
+        .map(|lifecycle| lifecycle.request_started());
     let span = tracing::info_span!("request", %request_id);
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let latency = started.elapsed();
+    let latency_ms = latency.as_secs_f64() * 1000.0;
     let status = match &result {
         Ok(response) => response.status().as_u16(),
         Err(error) => error.as_response_error().status_code().as_u16(),
     };
     span.in_scope(|| tracing::info!(%method, %path, status, latency_ms, "request"));
+    crate::metrics::record_request(&method, &route, status, latency);
+    drop(in_flight);
     result.map(|mut response| {
         if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
             response

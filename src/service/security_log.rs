@@ -25,6 +25,7 @@ impl Record for ClientInfo {
         event: EventKind,
         at: NaiveDateTime,
     ) -> Result<(), StoreError> {
+        crate::metrics::record_security_event(event.as_str());
         security_log::insert(
             conn,
             &security_log::NewEvent {

@@ -8,6 +8,7 @@
 
 pub mod authenticators;
 pub mod devices;
+pub mod key_fingerprints;
 pub mod pending;
 pub mod recovery_codes;
 pub mod schema;
@@ -32,6 +33,9 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// Arbitrary constant naming the advisory lock that serialises migrations
 /// when several instances start against one PostgreSQL at once.
 const MIGRATION_LOCK_ID: i64 = 0x006f_7470_6761_7465;
+
+/// How long a request waits for a connection unless configured otherwise.
+const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
@@ -202,6 +206,17 @@ pub struct Store {
     /// serialises writers anyway; queueing them here avoids its busy
     /// handler, which sleeps and retries and wastes most of the wait.
     sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// How long a request waits for a connection: bounded, so that while
+    /// the database is away requests fail fast instead of piling up.
+    checkout_timeout: Duration,
+}
+
+/// The pool's connections at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    pub max_size: u32,
+    pub connections: u32,
+    pub idle: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -232,7 +247,7 @@ impl Store {
             // a background connect racing process exit crashed inside
             // OpenSSL's exit-time cleanup (libpq's TLS handshake).
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(3))
+            .connection_timeout(DEFAULT_CHECKOUT_TIMEOUT)
             .test_on_check_out(false)
             .build(factory)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -243,7 +258,25 @@ impl Store {
         Ok(Self {
             pool,
             sqlite_writer,
+            checkout_timeout: DEFAULT_CHECKOUT_TIMEOUT,
         })
+    }
+
+    /// This store with requests waiting at most `timeout` for a connection.
+    pub fn with_checkout_timeout(self, timeout: Duration) -> Self {
+        Self {
+            checkout_timeout: timeout,
+            ..self
+        }
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState {
+            max_size: self.pool.max_size(),
+            connections: state.connections,
+            idle: state.idle_connections,
+        }
     }
 
     /// Applies pending migrations and returns how many ran.
@@ -264,11 +297,12 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, timeout) = (self.pool.clone(), self.checkout_timeout);
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let waiting = crate::metrics::db_pool_wait();
+            let checked_out = pool.get_timeout(timeout);
+            drop(waiting);
+            let mut conn = checked_out.map_err(|e| StoreError::Unavailable(e.to_string()))?;
             work(&mut conn)
         })
         .await

@@ -23,6 +23,7 @@ mod known_devices;
 mod lifecycle;
 mod openapi;
 mod password_checks;
+mod production;
 mod refresh_races;
 mod routing;
 mod security;

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use crate::auth::error::error_chain;
 use crate::http::openapi::ServiceUnavailable;
 use crate::http::problem::{ApiError, ErrorCode};
+use crate::lifecycle::Lifecycle;
 use crate::service::Authenticator;
 
 /// A health answer.
@@ -30,7 +31,8 @@ pub async fn healthz() -> HttpResponse {
 
 /// Readiness.
 ///
-/// 200 when the database answers, 503 otherwise.
+/// 200 when the database answers, 503 otherwise, and 503 from the moment
+/// the instance begins shutting down (so the balancer stops sending).
 #[utoipa::path(
     tag = "system",
     operation_id = "get_readiness",
@@ -40,7 +42,13 @@ pub async fn healthz() -> HttpResponse {
     )
 )]
 #[get("/readyz")]
-pub async fn readyz(auth: web::Data<Authenticator>) -> Result<HttpResponse, ApiError> {
+pub async fn readyz(
+    auth: web::Data<Authenticator>,
+    lifecycle: web::Data<Lifecycle>,
+) -> Result<HttpResponse, ApiError> {
+    if lifecycle.is_draining() {
+        return Err(ApiError::new(ErrorCode::ServiceUnavailable));
+    }
     match auth.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().json(Status { status: "ok" })),
         Err(error) => {
