@@ -151,6 +151,7 @@ async function theFlow(browser) {
   await page.getByRole("button", { name: "Create an account" }).click();
   await heading(page, "Create an account");
   await page.getByLabel("Username").fill(USERNAME);
+  assert.equal(await page.getByLabel("Password").getAttribute("autocomplete"), "new-password");
   await page.getByLabel("Password").fill("short");
   expectedApiErrors.count = 1;
   await page.getByRole("button", { name: "Create account" }).click();
