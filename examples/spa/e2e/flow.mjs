@@ -23,6 +23,7 @@ const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const screenshots = join(root, "screenshots");
 const USERNAME = "alice";
 const PASSWORD = "correct horse battery staple";
+const ACCESS_TTL_SECS = 33;
 
 const freePort = () =>
   new Promise((done, fail) => {
@@ -58,6 +59,9 @@ async function startApi() {
       OTPGATE_BIND: `127.0.0.1:${apiPort}`,
       OTPGATE_BCRYPT_COST: "4",
       OTPGATE_CORS_ORIGINS: APP,
+      // The client refreshes 30 s before expiry: its access tokens go stale
+      // 3 s after they are issued, so the flow also refreshes on the fly.
+      OTPGATE_ACCESS_TTL_SECS: String(ACCESS_TTL_SECS),
       RUST_LOG: "warn",
     },
     stdio: ["ignore", "inherit", "inherit"],
@@ -257,8 +261,21 @@ async function theFlow(browser) {
   await page.getByRole("cell", { name: "recovery_code_used" }).waitFor();
   await page.getByText("9 recovery codes left.").waitFor();
 
+  // Once the access token is stale, the next screen's calls (four at once)
+  // share one refresh: two would present the same refresh token, and the
+  // second would revoke the session (reuse detection).
+  await page.waitForTimeout((ACCESS_TTL_SECS - 30) * 1000 + 500);
+  const refreshes = [];
+  page.on("request", (request) => {
+    if (request.url().endsWith("/auth/refresh") && request.method() === "POST") refreshes.push(request);
+  });
+  const rendered = ["/me", "/me/events", "/me/sessions", "/2fa/authenticators"].map((path) =>
+    page.waitForResponse((r) => r.url() === `${API}/api/v1${path}` && r.request().method() === "GET"),
+  );
   await page.getByRole("button", { name: "Sign out everywhere else" }).click();
+  for (const answer of await Promise.all(rendered)) assert.equal(answer.status(), 200, answer.url());
   await heading(page, `Welcome, ${USERNAME}`);
+  assert.equal(refreshes.length, 1, "one refresh before the stale token's calls");
   await page.getByRole("button", { name: "Sign out this device" }).click();
   await heading(page, "Sign in");
 
