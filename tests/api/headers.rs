@@ -106,6 +106,8 @@ async fn cors_with_configured_origins_grants_only_those(backend: Backend) {
     );
     let methods = header(&response, "access-control-allow-methods").unwrap_or_default();
     assert!(methods.contains("POST"), "allow-methods {methods:?}");
+    // `DELETE /me/sessions/{id}` is called from browsers too.
+    assert!(methods.contains("DELETE"), "allow-methods {methods:?}");
     let response = get_with_origin(&app, "https://app.example").await;
     assert_eq!(response.status(), StatusCode::OK);
     let vary = header(&response, "vary").unwrap_or_default();

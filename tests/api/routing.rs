@@ -1,9 +1,10 @@
-//! Routing: unknown paths, wrong methods, HEAD, and the health endpoints.
+//! Routing: unknown paths, wrong methods, HEAD, the health endpoints, and
+//! the docs page with or without its trailing slash.
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::paths::{EVENTS, HEALTHZ, LOGIN, ME, READYZ, REGISTER, VERIFY};
+use crate::helpers::paths::{DOCS, EVENTS, HEALTHZ, LOGIN, ME, READYZ, REGISTER, VERIFY};
 use crate::helpers::{TestApp, expect_problem, unique_name};
 
 async fn unknown_routes_are_404(app: TestApp) {
@@ -124,9 +125,26 @@ async fn unexpected_failures_are_500_without_details(app: TestApp) {
     }
 }
 
+/// `/docs/` (as typed, or as a browser completes it) is the very page of
+/// `/docs`, `<base>` and content type included, not Swagger UI's bare index.
+async fn docs_with_a_trailing_slash_is_the_same_page(app: TestApp) {
+    let without = app.get(DOCS, None).await;
+    let with = app.get(&format!("{DOCS}/"), None).await;
+    assert_eq!(without.status(), StatusCode::OK);
+    assert_eq!(with.status(), StatusCode::OK);
+    assert_eq!(
+        with.headers()["content-type"],
+        without.headers()["content-type"]
+    );
+    let page = without.text().await.unwrap();
+    assert!(page.contains(r#"<base href="/docs/""#), "{page}");
+    assert_eq!(with.text().await.unwrap(), page);
+}
+
 on_both_backends!(
     unexpected_failures_are_500_without_details,
     unknown_routes_are_404,
+    docs_with_a_trailing_slash_is_the_same_page,
     wrong_method_is_405_with_allow,
     health_endpoints_answer,
     head_is_served_like_get,

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::{HttpResponse, get, web};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -46,6 +47,10 @@ pub async fn openapi_document(document: web::Data<OpenApiJson>) -> HttpResponse 
 )]
 #[get("/docs")]
 pub async fn docs() -> HttpResponse {
+    docs_response()
+}
+
+fn docs_response() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(docs_page())
@@ -58,10 +63,15 @@ fn swagger_config() -> Config<'static> {
         .persist_authorization(false)
 }
 
-/// Swagger UI's page and assets under `/docs/`, reading the document from
-/// [`OPENAPI_PATH`] (served by [`openapi_document`], not by Swagger UI).
-pub fn swagger_ui() -> SwaggerUi {
-    SwaggerUi::new("/docs/{_:.*}").config(swagger_config())
+/// Swagger UI's assets under `/docs/`, reading the document from
+/// [`OPENAPI_PATH`] (served by [`openapi_document`], not by Swagger UI), and
+/// `/docs/` itself answered with exactly the page of [`docs`] (registered
+/// first, so Swagger UI's own index does not shadow it).
+pub fn swagger_ui() -> impl HttpServiceFactory {
+    (
+        web::resource("/docs/").get(|| async { docs_response() }),
+        SwaggerUi::new("/docs/{_:.*}").config(swagger_config()),
+    )
 }
 
 /// Swagger UI's `index.html` with a `<base>` so its relative asset links
