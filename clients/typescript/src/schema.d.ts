@@ -460,7 +460,8 @@ export interface paths {
         };
         /**
          * Readiness.
-         * @description 200 when the database answers, 503 otherwise.
+         * @description 200 when the database answers, 503 otherwise, and 503 from the moment
+         *     the instance begins shutting down (so the balancer stops sending).
          */
         get: operations["get_readiness"];
         put?: never;
@@ -641,12 +642,12 @@ export interface components {
              *     current one first, then any retiring one. Empty under HS256.
              * @example [
              *       {
-             *         "alg": "EdDSA",
-             *         "crv": "Ed25519",
-             *         "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k",
              *         "kty": "OKP",
+             *         "crv": "Ed25519",
+             *         "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+             *         "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k",
              *         "use": "sig",
-             *         "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+             *         "alg": "EdDSA"
              *       }
              *     ]
              */
@@ -712,17 +713,17 @@ export interface components {
         /**
          * @description An RFC 9457 problem document.
          * @example {
-         *       "code": "validation_failed",
+         *       "type": "about:blank",
+         *       "title": "Unprocessable Entity",
+         *       "status": 422,
          *       "detail": "One or more fields are invalid.",
+         *       "code": "validation_failed",
          *       "errors": [
          *         {
          *           "field": "password",
          *           "message": "must be 8 to 128 characters long"
          *         }
-         *       ],
-         *       "status": 422,
-         *       "title": "Unprocessable Entity",
-         *       "type": "about:blank"
+         *       ]
          *     }
          */
         Problem: {
@@ -808,8 +809,11 @@ export interface components {
         RegisterRequest: {
             /**
              * @description 3 to 64 characters after trimming and Unicode NFKC normalisation;
-             *     compared case-insensitively. Any printable characters (inner spaces
-             *     and `@` included); control and format characters are refused.
+             *     compared case-insensitively. Letters and digits of any script, ASCII
+             *     punctuation (`@` included) and single inner spaces; each
+             *     space-separated part must pass RFC 8265 (PRECIS
+             *     UsernameCaseMapped), so control, format and invisible characters and
+             *     symbols outside ASCII are refused.
              * @example alice@example.org
              */
             username: string;
@@ -823,16 +827,16 @@ export interface components {
         /**
          * @description The new account and its first pending token.
          * @example {
-         *       "expires_in": 300,
-         *       "next_step": "setup_2fa",
+         *       "user": {
+         *         "id": "0b9f1d4e-3c1a-4f7e-9a53-2d1c8e4b7a10",
+         *         "username": "alice@example.org",
+         *         "two_factor_enabled": false,
+         *         "created_at": "2025-01-31T09:15:00Z"
+         *       },
          *       "pending_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6InBlbmRpbmcrand0In0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
          *       "token_type": "Bearer",
-         *       "user": {
-         *         "created_at": "2025-01-31T09:15:00Z",
-         *         "id": "0b9f1d4e-3c1a-4f7e-9a53-2d1c8e4b7a10",
-         *         "two_factor_enabled": false,
-         *         "username": "alice@example.org"
-         *       }
+         *       "expires_in": 300,
+         *       "next_step": "setup_2fa"
          *     }
          */
         RegisterResponse: components["schemas"]["PendingTokenResponse"] & {
@@ -1079,11 +1083,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "bad_request",
-                 *       "detail": "The body is not valid JSON: expected value at line 1 column 1.",
-                 *       "status": 400,
+                 *       "type": "about:blank",
                  *       "title": "Bad Request",
-                 *       "type": "about:blank"
+                 *       "status": 400,
+                 *       "detail": "The body is not valid JSON: expected value at line 1 column 1.",
+                 *       "code": "bad_request"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1097,11 +1101,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "internal",
-                 *       "detail": "An internal error occurred.",
-                 *       "status": 500,
+                 *       "type": "about:blank",
                  *       "title": "Internal Server Error",
-                 *       "type": "about:blank"
+                 *       "status": 500,
+                 *       "detail": "An internal error occurred.",
+                 *       "code": "internal"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1134,11 +1138,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "invalid_token",
-                 *       "detail": "The bearer token is missing, invalid, expired or revoked.",
-                 *       "status": 401,
+                 *       "type": "about:blank",
                  *       "title": "Unauthorized",
-                 *       "type": "about:blank"
+                 *       "status": 401,
+                 *       "detail": "The bearer token is missing, invalid, expired or revoked.",
+                 *       "code": "invalid_token"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1152,11 +1156,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "payload_too_large",
-                 *       "detail": "The request body is larger than 16 KiB.",
-                 *       "status": 413,
+                 *       "type": "about:blank",
                  *       "title": "Payload Too Large",
-                 *       "type": "about:blank"
+                 *       "status": 413,
+                 *       "detail": "The request body is larger than 16 KiB.",
+                 *       "code": "payload_too_large"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1170,11 +1174,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "service_unavailable",
-                 *       "detail": "The service is temporarily unavailable.",
-                 *       "status": 503,
+                 *       "type": "about:blank",
                  *       "title": "Service Unavailable",
-                 *       "type": "about:blank"
+                 *       "status": 503,
+                 *       "detail": "The service is temporarily unavailable.",
+                 *       "code": "service_unavailable"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1190,11 +1194,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "too_many_attempts",
-                 *       "detail": "Too many attempts; retry after the time in Retry-After.",
-                 *       "status": 429,
+                 *       "type": "about:blank",
                  *       "title": "Too Many Requests",
-                 *       "type": "about:blank"
+                 *       "status": 429,
+                 *       "detail": "Too many attempts; retry after the time in Retry-After.",
+                 *       "code": "too_many_attempts"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1213,11 +1217,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "two_factor_required",
-                 *       "detail": "This needs an access token; complete the second factor first.",
-                 *       "status": 403,
+                 *       "type": "about:blank",
                  *       "title": "Forbidden",
-                 *       "type": "about:blank"
+                 *       "status": 403,
+                 *       "detail": "This needs an access token; complete the second factor first.",
+                 *       "code": "two_factor_required"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1231,11 +1235,11 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "unsupported_media_type",
-                 *       "detail": "Send the body as application/json.",
-                 *       "status": 415,
+                 *       "type": "about:blank",
                  *       "title": "Unsupported Media Type",
-                 *       "type": "about:blank"
+                 *       "status": 415,
+                 *       "detail": "Send the body as application/json.",
+                 *       "code": "unsupported_media_type"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1253,17 +1257,17 @@ export interface components {
             content: {
                 /**
                  * @example {
-                 *       "code": "validation_failed",
+                 *       "type": "about:blank",
+                 *       "title": "Unprocessable Entity",
+                 *       "status": 422,
                  *       "detail": "One or more fields are invalid.",
+                 *       "code": "validation_failed",
                  *       "errors": [
                  *         {
                  *           "field": "code",
                  *           "message": "must be exactly 6 digits (0-9)"
                  *         }
-                 *       ],
-                 *       "status": 422,
-                 *       "title": "Unprocessable Entity",
-                 *       "type": "about:blank"
+                 *       ]
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1319,11 +1323,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "username_taken",
-                     *       "detail": "That username is already registered.",
-                     *       "status": 409,
+                     *       "type": "about:blank",
                      *       "title": "Conflict",
-                     *       "type": "about:blank"
+                     *       "status": 409,
+                     *       "detail": "That username is already registered.",
+                     *       "code": "username_taken"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1368,11 +1372,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "invalid_credentials",
-                     *       "detail": "The username or password is incorrect.",
-                     *       "status": 401,
+                     *       "type": "about:blank",
                      *       "title": "Unauthorized",
-                     *       "type": "about:blank"
+                     *       "status": 401,
+                     *       "detail": "The username or password is incorrect.",
+                     *       "code": "invalid_credentials"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1419,11 +1423,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "invalid_token",
-                     *       "detail": "The bearer token is missing, invalid, expired or revoked.",
-                     *       "status": 401,
+                     *       "type": "about:blank",
                      *       "title": "Unauthorized",
-                     *       "type": "about:blank"
+                     *       "status": 401,
+                     *       "detail": "The bearer token is missing, invalid, expired or revoked.",
+                     *       "code": "invalid_token"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1467,17 +1471,17 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "validation_failed",
+                     *       "type": "about:blank",
+                     *       "title": "Unprocessable Entity",
+                     *       "status": 422,
                      *       "detail": "One or more fields are invalid.",
+                     *       "code": "validation_failed",
                      *       "errors": [
                      *         {
                      *           "field": "scope",
                      *           "message": "must be one of local, others, global"
                      *         }
-                     *       ],
-                     *       "status": 422,
-                     *       "title": "Unprocessable Entity",
-                     *       "type": "about:blank"
+                     *       ]
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1592,11 +1596,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "not_found",
-                     *       "detail": "There is nothing at this path.",
-                     *       "status": 404,
+                     *       "type": "about:blank",
                      *       "title": "Not Found",
-                     *       "type": "about:blank"
+                     *       "status": 404,
+                     *       "detail": "There is nothing at this path.",
+                     *       "code": "not_found"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1696,11 +1700,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "two_factor_already_enabled",
-                     *       "detail": "Two-factor authentication is already enabled.",
-                     *       "status": 409,
+                     *       "type": "about:blank",
                      *       "title": "Conflict",
-                     *       "type": "about:blank"
+                     *       "status": 409,
+                     *       "detail": "Two-factor authentication is already enabled.",
+                     *       "code": "two_factor_already_enabled"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1752,11 +1756,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "two_factor_setup_required",
-                     *       "detail": "Call /api/v1/2fa/setup before verifying a code.",
-                     *       "status": 409,
+                     *       "type": "about:blank",
                      *       "title": "Conflict",
-                     *       "type": "about:blank"
+                     *       "status": 409,
+                     *       "detail": "Call /api/v1/2fa/setup before verifying a code.",
+                     *       "code": "two_factor_setup_required"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -1979,11 +1983,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "not_found",
-                     *       "detail": "There is nothing at this path.",
-                     *       "status": 404,
+                     *       "type": "about:blank",
                      *       "title": "Not Found",
-                     *       "type": "about:blank"
+                     *       "status": 404,
+                     *       "detail": "There is nothing at this path.",
+                     *       "code": "not_found"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -2031,11 +2035,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "not_found",
-                     *       "detail": "There is nothing at this path.",
-                     *       "status": 404,
+                     *       "type": "about:blank",
                      *       "title": "Not Found",
-                     *       "type": "about:blank"
+                     *       "status": 404,
+                     *       "detail": "There is nothing at this path.",
+                     *       "code": "not_found"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -2049,11 +2053,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "code": "last_authenticator",
-                     *       "detail": "This is your only authenticator; turn two-factor off with /api/v1/2fa/disable instead.",
-                     *       "status": 409,
+                     *       "type": "about:blank",
                      *       "title": "Conflict",
-                     *       "type": "about:blank"
+                     *       "status": 409,
+                     *       "detail": "This is your only authenticator; turn two-factor off with /api/v1/2fa/disable instead.",
+                     *       "code": "last_authenticator"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
@@ -2145,11 +2149,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
+                     *       "openapi": "3.1.0",
                      *       "info": {
                      *         "title": "otpgate",
                      *         "version": "0.1.0"
                      *       },
-                     *       "openapi": "3.1.0",
                      *       "paths": {}
                      *     }
                      */
