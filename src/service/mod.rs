@@ -272,12 +272,20 @@ impl Authenticator {
     {
         let now = self.now();
         let inner = Arc::clone(&self.inner);
-        let user_id = session.claims.sub.clone();
+        let (user_id, session_id) = (session.claims.sub.clone(), session.claims.sid.clone());
         let verdict = self
             .write(move |conn| {
                 let user = users::find_by_id(conn, &user_id)?.ok_or(AuthError::InvalidToken)?;
                 let attempt = inner.attempt(&user.id, &client, now, None);
                 attempt.run(conn, |conn| {
+                    // Checked again under the account's lock: a session
+                    // revoked since the request was authenticated (the
+                    // owner changed the password, say) acts no more.
+                    if session_store::live_user(conn, &session_id, &user_id, now.naive_utc())?
+                        .is_none()
+                    {
+                        return Err(AuthError::InvalidToken);
+                    }
                     if inner.accept_totp(conn, &user, &code, now)?.is_some() {
                         action(conn, now.naive_utc()).map(Some)
                     } else {

@@ -64,8 +64,20 @@ pub fn record(
     if !retiring.contains(&stored) {
         return Ok(Recorded::Other);
     }
-    diesel::update(key_fingerprints::table.find(name))
-        .set(key_fingerprints::fingerprint.eq(fingerprint))
-        .execute(conn)?;
+    // Only from the value read: of two instances rotating to different
+    // keys at once, the second finds the first's key and is refused.
+    let rotated = diesel::update(
+        key_fingerprints::table
+            .find(name)
+            .filter(key_fingerprints::fingerprint.eq(&stored)),
+    )
+    .set(key_fingerprints::fingerprint.eq(fingerprint))
+    .execute(conn)?;
+    if rotated == 0 {
+        return match recorded(conn)? {
+            Some(now_stored) if now_stored == fingerprint => Ok(Recorded::Same),
+            _ => Ok(Recorded::Other),
+        };
+    }
     Ok(Recorded::Rotated)
 }
