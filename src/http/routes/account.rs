@@ -2,7 +2,7 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::User;
+use super::{User, password_and_code};
 use crate::auth::password::Password;
 use crate::auth::totp::TotpCode;
 use crate::auth::username::Username;
@@ -197,11 +197,8 @@ pub async fn delete_account(
     client: Client,
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = body.into_fields();
-    let password = fields.text("password");
-    let code = fields.parse("code", TotpCode::parse);
-    let (password, code) = fields.finish(password.zip(code))?;
-    auth.delete_account(&session.0, Password::offered(&password), code, client.0)
+    let (password, code) = password_and_code(body)?;
+    auth.delete_account(&session.0, password, code, client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

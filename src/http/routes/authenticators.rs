@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::code_of;
 use super::two_factor::{CodeRequest, SetupResponse};
 use crate::auth::authenticator::AuthenticatorName;
 use crate::auth::totp::TotpCode;
@@ -156,13 +157,6 @@ pub async fn add(
         name: authenticator.name,
         enrolment: SetupResponse::from(enrolment),
     }))
-}
-
-/// The `code` of a request on one authenticator.
-fn code_of(body: JsonObject) -> Result<TotpCode, ApiError> {
-    let mut fields = body.into_fields();
-    let code = fields.parse("code", TotpCode::parse);
-    fields.finish(code)
 }
 
 /// Confirm an added authenticator.

@@ -11,6 +11,10 @@ pub mod two_factor;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::password::Password;
+use crate::auth::totp::TotpCode;
+use crate::http::extract::JsonObject;
+use crate::http::problem::ApiError;
 use crate::service::{Account, NextStep, PendingGrant, TokenGrant};
 
 /// A user account.
@@ -149,4 +153,20 @@ impl From<TokenGrant> for TokenResponse {
             device_token: grant.device_token.map(|token| token.as_str().to_owned()),
         }
     }
+}
+
+/// The `code` of a body that carries only a TOTP code.
+fn code_of(body: JsonObject) -> Result<TotpCode, ApiError> {
+    let mut fields = body.into_fields();
+    let code = fields.parse("code", TotpCode::parse);
+    fields.finish(code)
+}
+
+/// The `password` and `code` of a body that confirms an action with both.
+fn password_and_code(body: JsonObject) -> Result<(Password, TotpCode), ApiError> {
+    let mut fields = body.into_fields();
+    let password = fields.text("password");
+    let code = fields.parse("code", TotpCode::parse);
+    let (password, code) = fields.finish(password.zip(code))?;
+    Ok((Password::offered(&password), code))
 }

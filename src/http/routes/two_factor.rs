@@ -4,10 +4,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::TokenResponse;
-use crate::auth::password::Password;
+use super::{TokenResponse, code_of, password_and_code};
 use crate::auth::recovery::RecoveryCode;
-use crate::auth::totp::{self, TotpCode};
+use crate::auth::totp;
 use crate::http::extract::{AccessSession, Client, JsonObject, PendingToken};
 use crate::http::openapi::{
     AccessTokenErrors, BadRequest, InvalidCode, InvalidToken, JsonBodyErrors, ServerErrors,
@@ -145,9 +144,7 @@ pub async fn verify(
     client: Client,
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = body.into_fields();
-    let code = fields.parse("code", TotpCode::parse);
-    let code = fields.finish(code)?;
+    let code = code_of(body)?;
     let grant = auth.verify(&pending.0, code, client.0).await?;
     Ok(HttpResponse::Ok().json(TokenResponse::from(grant)))
 }
@@ -237,9 +234,7 @@ pub async fn regenerate_recovery_codes(
     client: Client,
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = body.into_fields();
-    let code = fields.parse("code", TotpCode::parse);
-    let code = fields.finish(code)?;
+    let code = code_of(body)?;
     let recovery_codes = auth
         .regenerate_recovery_codes(&session.0, code, client.0)
         .await?;
@@ -283,11 +278,8 @@ pub async fn disable(
     client: Client,
     body: JsonObject,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = body.into_fields();
-    let password = fields.text("password");
-    let code = fields.parse("code", TotpCode::parse);
-    let (password, code) = fields.finish(password.zip(code))?;
-    auth.disable_two_factor(&session.0, Password::offered(&password), code, client.0)
+    let (password, code) = password_and_code(body)?;
+    auth.disable_two_factor(&session.0, password, code, client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
