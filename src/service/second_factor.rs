@@ -18,7 +18,8 @@ use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::tokens::PendingClaims;
 use crate::auth::totp::{self, TotpCode, TotpSecret};
 use crate::store::authenticators::{self, NewAuthenticator};
-use crate::store::{StoreError, pending, recovery_codes, users};
+use crate::store::users::UserRow;
+use crate::store::{DbConnection, StoreError, pending, recovery_codes, users};
 
 impl Authenticator {
     /// Returns the TOTP secret to enrol, creating it (the authenticator
@@ -62,43 +63,35 @@ impl Authenticator {
         code: TotpCode,
         client: ClientInfo,
     ) -> Result<TokenGrant, AuthError> {
-        let now = self.now();
         let inner = Arc::clone(&self.inner);
-        let claims = pending.clone();
-        let mut opening = self.open_session(&pending.sub, &["pwd", "otp"], now);
         let (codes, code_hashes) = self.new_recovery_codes();
-        let (verdict, opening) = self
-            .write(move |conn| {
-                let LivePending { user, known_device } = live_pending_in(conn, &claims, now)?;
-                let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
-                let at = now.naive_utc();
-                let verdict = attempt.run(conn, |conn| {
-                    let Some(authenticator_id) = inner.accept_totp(conn, &user, &code, now)? else {
-                        return Ok(None);
-                    };
-                    if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
-                        return Err(AuthError::InvalidToken);
-                    }
-                    let first_enable = users::enable_two_factor(conn, &user.id)?;
-                    if first_enable {
-                        authenticators::confirm(conn, &authenticator_id, at)?;
-                        recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
-                        client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
-                    }
-                    opening.insert(conn, &client, known_device)?;
-                    Ok(Some(first_enable))
-                })?;
-                Ok::<_, AuthError>((verdict, opening))
-            })
-            .await?;
-        match verdict {
-            Verdict::Accepted(first_enable) => {
-                let mut grant = opening.into_grant(self)?;
-                grant.recovery_codes = first_enable.then_some(codes);
-                Ok(grant)
+        let step = move |conn: &mut DbConnection,
+                         user: &UserRow,
+                         client: &ClientInfo,
+                         now: DateTime<Utc>| {
+            let Some(authenticator_id) = inner.accept_totp(conn, user, &code, now)? else {
+                return Ok(None);
+            };
+            let at = now.naive_utc();
+            let first_enable = users::enable_two_factor(conn, &user.id)?;
+            if first_enable {
+                authenticators::confirm(conn, &authenticator_id, at)?;
+                recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
+                client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
             }
-            Verdict::Rejected => Err(AuthError::InvalidOtp),
-        }
+            Ok(Some(first_enable))
+        };
+        let (first_enable, mut grant) = self
+            .pass_second_factor(
+                pending,
+                client,
+                &["pwd", "otp"],
+                AuthError::InvalidOtp,
+                step,
+            )
+            .await?;
+        grant.recovery_codes = first_enable.then_some(codes);
+        Ok(grant)
     }
 
     /// Exchanges a pending token and an unused recovery code for a session
@@ -109,35 +102,75 @@ impl Authenticator {
         code: RecoveryCode,
         client: ClientInfo,
     ) -> Result<TokenGrant, AuthError> {
+        let code_hashes = self.inner.recovery.candidates(&code);
+        let step = move |conn: &mut DbConnection,
+                         user: &UserRow,
+                         client: &ClientInfo,
+                         now: DateTime<Utc>| {
+            let at = now.naive_utc();
+            let spent =
+                user.two_factor_enabled && recovery_codes::spend(conn, &user.id, &code_hashes, at)?;
+            if !spent {
+                return Ok(None);
+            }
+            client.record(conn, &user.id, EventKind::RecoveryCodeUsed, at)?;
+            Ok(Some(()))
+        };
+        let amr = ["pwd", "recovery_code"];
+        let ((), grant) = self
+            .pass_second_factor(pending, client, &amr, AuthError::InvalidRecoveryCode, step)
+            .await?;
+        Ok(grant)
+    }
+
+    /// The step both second factors share: in one transaction that holds
+    /// the account's failure counter, `check` verifies the factor and
+    /// writes what it changes (`None`: wrong, counted as a failure); then
+    /// the pending token is spent and the session opened. A wrong factor
+    /// answers `rejected`.
+    async fn pass_second_factor<T, F>(
+        &self,
+        pending: &PendingClaims,
+        client: ClientInfo,
+        amr: &[&str],
+        rejected: AuthError,
+        check: F,
+    ) -> Result<(T, TokenGrant), AuthError>
+    where
+        F: FnOnce(
+                &mut DbConnection,
+                &UserRow,
+                &ClientInfo,
+                DateTime<Utc>,
+            ) -> Result<Option<T>, AuthError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
         let now = self.now();
         let inner = Arc::clone(&self.inner);
         let claims = pending.clone();
-        let code_hashes = self.inner.recovery.candidates(&code);
-        let mut opening = self.open_session(&pending.sub, &["pwd", "recovery_code"], now);
+        let mut opening = self.open_session(&pending.sub, amr, now);
         let (verdict, opening) = self
             .write(move |conn| {
                 let LivePending { user, known_device } = live_pending_in(conn, &claims, now)?;
                 let attempt = inner.attempt(&user.id, &client, now, Some(&claims.jti));
-                let at = now.naive_utc();
                 let verdict = attempt.run(conn, |conn| {
-                    let spent = user.two_factor_enabled
-                        && recovery_codes::spend(conn, &user.id, &code_hashes, at)?;
-                    if !spent {
+                    let Some(value) = check(conn, &user, &client, now)? else {
                         return Ok(None);
-                    }
-                    if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, at)? {
+                    };
+                    if !pending::consume(conn, &claims.jti, MAX_CODE_ATTEMPTS, now.naive_utc())? {
                         return Err(AuthError::InvalidToken);
                     }
-                    client.record(conn, &user.id, EventKind::RecoveryCodeUsed, at)?;
                     opening.insert(conn, &client, known_device)?;
-                    Ok(Some(()))
+                    Ok(Some(value))
                 })?;
                 Ok::<_, AuthError>((verdict, opening))
             })
             .await?;
         match verdict {
-            Verdict::Accepted(()) => opening.into_grant(self),
-            Verdict::Rejected => Err(AuthError::InvalidRecoveryCode),
+            Verdict::Accepted(value) => Ok((value, opening.into_grant(self)?)),
+            Verdict::Rejected => Err(rejected),
         }
     }
 
