@@ -27,11 +27,39 @@ end
 NTHREADS = tonumber(os.getenv("BENCH_THREADS") or "2")
 API = "/api/v1"
 
--- main state: remember the threads and number them
+-- main state: remember the threads and number them. DONE_FLAGS: one int
+-- per thread, shared by all threads' Lua states (its address is passed to
+-- each), for finished() below.
 THREADS = {}
 function setup(thread)
+  if not DONE_FLAGS then
+    DONE_FLAGS = ffi.new("int32_t[?]", 64)
+  end
   thread:set("thread_id", #THREADS)
+  thread:set("done_flags_addr", tonumber(ffi.cast("intptr_t", DONE_FLAGS)))
   table.insert(THREADS, thread)
+end
+
+-- A script that sends a fixed set of requests calls finished() when this
+-- thread has had all its answers. When every thread has, wrk is sent
+-- SIGINT, which ends its sleep(duration) early (wrk then stops the threads
+-- and prints its results as usual), so -d is only an upper bound. Two
+-- threads finishing at the same instant may each miss the other's flag;
+-- the run then simply lasts the full -d.
+pcall(ffi.cdef, [[
+int getpid(void);
+int kill(int pid, int sig);
+]])
+local finished_already = false
+function finished()
+  if finished_already then return end
+  finished_already = true
+  local flags = ffi.cast("volatile int32_t *", done_flags_addr)
+  flags[thread_id] = 1
+  for t = 0, NTHREADS - 1 do
+    if flags[t] == 0 then return end
+  end
+  ffi.C.kill(ffi.C.getpid(), 2) -- SIGINT
 end
 
 -- per-thread state (globals so that done() can thread:get them)
