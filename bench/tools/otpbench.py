@@ -323,7 +323,7 @@ def cmd_relogin(args):
         rows.append((token, totp_at_step(secret, use)))
     write_lines(args.out, rows)
     print(f"  codes for step {current} ({STEP - now % STEP:.0f}s of it left), "
-          f"{ahead} of {len(rows)} for step {current + 1} (their first verify was in step {current})",
+          f"{ahead} of {len(rows)} for step {current + 1} (those whose first verify was in step {current})",
           file=sys.stderr)
     return 0 if tally.ok else 1
 
