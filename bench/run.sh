@@ -326,6 +326,8 @@ run_wrk() {
         R[$BK:$label.${field%%=*}]=${field#*=}
     done
     check_alive "$label"
+    # The server's peak RSS so far, to tell which run raised it.
+    say "   [$label] server peak RSS so far: $(awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status" 2>/dev/null) MiB"
 }
 
 # expect_only LABEL "STATUS CODE" : every counted answer was of that kind.
