@@ -292,6 +292,7 @@ async fn open(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<(Authent
         session_ttl: config.session_ttl,
         event_retention: config.event_retention,
         device_ttl: config.device_ttl,
+        session_cache_size: config.session_cache_size,
         limits: config.limits,
     };
     let authenticator = Authenticator::new(store.clone(), hasher, keys, clock, settings);

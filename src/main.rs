@@ -47,6 +47,9 @@ enum AdminAction {
     DeleteUser { username: String },
     /// Show the account's state: 2FA, sessions, recovery codes, last events.
     Show { username: String },
+    /// Prune now what the server prunes hourly (old events, expired pending
+    /// tokens, ended sessions, expired device tokens, idle throttle rows).
+    Prune,
     /// Re-encrypt every TOTP secret under OTPGATE_ENCRYPTION_KEY; the old
     /// key must be listed in OTPGATE_PREVIOUS_ENCRYPTION_KEYS meanwhile.
     RotateEncryptionKey,
@@ -229,6 +232,20 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<String> {
                 erased.sessions,
                 erased.device_tokens,
                 erased.throttles
+            )
+        }
+        AdminAction::Prune => {
+            let started = std::time::Instant::now();
+            let pruned = auth.prune().await?;
+            format!(
+                "pruned {} event(s), {} pending token(s), {} session(s), {} device token(s) and \
+                 {} throttle row(s) in {} ms",
+                pruned.events,
+                pruned.pending_tokens,
+                pruned.sessions,
+                pruned.devices,
+                pruned.throttles,
+                started.elapsed().as_millis()
             )
         }
         AdminAction::RotateEncryptionKey => {

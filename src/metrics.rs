@@ -38,6 +38,10 @@ pub fn handle() -> PrometheusHandle {
 
 /// One answered request, by route template and status.
 pub fn record_request(method: &Method, route: &str, status: u16, latency: Duration) {
+    // The labels cost allocations: none while nothing records.
+    if HANDLE.get().is_none() {
+        return;
+    }
     let method = match *method {
         Method::GET
         | Method::POST
@@ -55,6 +59,12 @@ pub fn record_request(method: &Method, route: &str, status: u16, latency: Durati
     ];
     counter!("otpgate_http_requests_total", &labels).increment(1);
     histogram!("otpgate_http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+}
+
+/// A request's session found in the session cache, or not.
+pub fn session_cache(hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    counter!("otpgate_session_cache_lookups_total", "outcome" => outcome).increment(1);
 }
 
 /// A security event written (logins, second factors, lockouts by outcome).

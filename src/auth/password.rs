@@ -95,8 +95,12 @@ impl fmt::Debug for PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(cost: u32, threads: usize) -> Result<Self, AuthError> {
-        let dummy = Password::offered("otpgate dummy password for unknown users");
-        let dummy_hash = bcrypt::hash(dummy.prehashed(), cost).map_err(AuthError::internal)?;
+        if !(4..=31).contains(&cost) {
+            return Err(AuthError::internal(format!(
+                "bcrypt cost {cost} out of range"
+            )));
+        }
+        let dummy_hash = unmatchable_hash(cost);
         Ok(Self {
             cost,
             turns: Arc::new(Semaphore::new(threads.max(1) + 1)),
@@ -138,6 +142,25 @@ impl PasswordHasher {
             dummy_hash: Arc::clone(&self.dummy_hash),
         })
     }
+}
+
+/// A well-formed bcrypt hash of `cost` that no password matches (random
+/// salt and digest): verifying against it costs what a real hash does,
+/// and making it costs nothing (hashing one at cost 12 delayed start-up by
+/// a quarter of a second).
+fn unmatchable_hash(cost: u32) -> String {
+    let bcrypt64 = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::BCRYPT,
+        base64::engine::general_purpose::NO_PAD,
+    );
+    let (mut salt, mut digest) = ([0u8; 16], [0u8; 23]);
+    rand::fill(&mut salt);
+    rand::fill(&mut digest);
+    format!(
+        "$2b${cost:02}${}{}",
+        bcrypt64.encode(salt),
+        bcrypt64.encode(digest)
+    )
 }
 
 /// A reserved hashing thread.
@@ -205,6 +228,20 @@ mod tests {
         assert!(Password::new_for("PASSWORD123", None).is_err());
         assert!(Password::new_for("Trustno1!", None).is_ok());
         assert!(Password::new_for("iloveyou", None).is_err());
+    }
+
+    #[test]
+    fn the_unknown_user_hash_is_well_formed_unmatchable_and_of_the_cost() {
+        let hash = unmatchable_hash(5);
+        assert!(hash.starts_with("$2b$05$"), "{hash}");
+        assert_ne!(hash, unmatchable_hash(5), "a random salt each time");
+        let parts: bcrypt::HashParts = hash.parse().expect("bcrypt parses it");
+        assert_eq!(parts.get_cost(), 5);
+        let offered = Password::offered("otpgate dummy password for unknown users");
+        assert!(matches!(
+            bcrypt::verify(offered.prehashed(), &hash),
+            Ok(false)
+        ));
     }
 
     #[test]

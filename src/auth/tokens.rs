@@ -245,18 +245,30 @@ impl TokenKeys {
         let claims = decode::<T>(token, &verifier.key, &validation)
             .map_err(|_| TokenRejection::Invalid)?
             .claims;
-        let leeway = LEEWAY_SECS as i64;
-        let (iat, nbf, exp) = claims.times();
-        if exp + leeway <= now || nbf - leeway > now || iat - leeway > now {
+        if !claims.current_at(now) {
             return Err(TokenRejection::Invalid);
         }
         Ok(claims)
     }
 }
 
+impl AccessClaims {
+    /// Whether a token with these claims is within its lifetime at `now`
+    /// (Unix seconds), with the leeway every check here allows.
+    pub fn current_at(&self, now: i64) -> bool {
+        TimeClaims::current_at(self, now)
+    }
+}
+
 /// `(iat, nbf, exp)` of a token's claims.
 trait TimeClaims {
     fn times(&self) -> (i64, i64, i64);
+
+    fn current_at(&self, now: i64) -> bool {
+        let leeway = LEEWAY_SECS as i64;
+        let (iat, nbf, exp) = self.times();
+        exp + leeway > now && nbf - leeway <= now && iat - leeway <= now
+    }
 }
 
 impl TimeClaims for PendingClaims {

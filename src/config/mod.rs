@@ -56,6 +56,8 @@ pub struct Config {
     pub event_retention: Duration,
     /// Lifetime of a device token (known devices).
     pub device_ttl: Duration,
+    /// Live sessions kept in memory; 0: none (every request reads them).
+    pub session_cache_size: usize,
     pub limits: Limits,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
@@ -170,6 +172,11 @@ impl Config {
                 60..=3 * 366 * 86_400,
                 seconds,
             )?,
+            session_cache_size: source.number(
+                "OTPGATE_SESSION_CACHE_SIZE",
+                20_000,
+                0..=10_000_000,
+            )? as usize,
             limits: limits::read(source)?,
             trusted_proxies: server.trusted_proxies,
             cors_origins: server.cors_origins,

@@ -169,8 +169,10 @@ pub fn parse_authorization<'a>(
         .split_once(' ')
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken))?;
     let token = token.trim();
-    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.chars().all(token68) {
+    let token68 = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(token68) {
         return Err(ApiError::new(ErrorCode::InvalidToken));
     }
     Ok(token)

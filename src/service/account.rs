@@ -41,7 +41,7 @@ impl Authenticator {
         code: TotpCode,
         client: ClientInfo,
     ) -> Result<Vec<String>, AuthError> {
-        let (codes, code_hashes) = self.new_recovery_codes();
+        let (codes, code_hashes) = self.inner.new_recovery_codes();
         let user_id = session.claims.sub.clone();
         let event_client = client.clone();
         self.with_fresh_code(session, code, client, move |conn, at| {

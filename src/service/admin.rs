@@ -8,7 +8,8 @@ use crate::auth::security_log::{ClientInfo, EventKind};
 use crate::auth::username;
 use crate::store::users::UserRow;
 use crate::store::{
-    authenticators, devices, pending, recovery_codes, security_log, sessions, throttle, users,
+    DbConnection, StoreError, authenticators, devices, pending, recovery_codes, security_log,
+    sessions, throttle, users,
 };
 
 /// What `otpgate admin show` prints: state, never secrets.
@@ -106,23 +107,62 @@ impl Authenticator {
     /// Forgets what can no longer matter: events past the retention period,
     /// pending tokens expired an hour ago, sessions ended a retention period
     /// ago (their refresh tokens go with them).
+    ///
+    /// In transactions of at most [`PRUNE_BATCH`] rows each: a backlog of
+    /// millions (the first pass after a month) must not hold SQLite's one
+    /// write lock for minutes, as a single transaction did at 1M users.
     pub async fn prune(&self) -> Result<Pruned, AuthError> {
         let now = self.now();
         let retention_start = (now - self.inner.settings.event_retention).naive_utc();
         let pending_cutoff = (now - chrono::Duration::hours(1)).naive_utc();
-        self.write(move |conn| {
-            Ok::<_, AuthError>(Pruned {
-                events: security_log::delete_older_than(conn, retention_start)?,
-                pending_tokens: pending::delete_expired(conn, pending_cutoff)?,
-                sessions: sessions::delete_ended(conn, retention_start)?,
-                devices: devices::delete_expired(conn, now.naive_utc())?,
-                // A day idle: older counters can no longer lock anything.
-                throttles: throttle::delete_idle(conn, now.timestamp() - 86_400)?,
-            })
+        Ok(Pruned {
+            events: self
+                .delete_in_batches(move |conn, limit| {
+                    security_log::delete_older_than(conn, retention_start, limit)
+                })
+                .await?,
+            pending_tokens: self
+                .delete_in_batches(move |conn, limit| {
+                    pending::delete_expired(conn, pending_cutoff, limit)
+                })
+                .await?,
+            sessions: self
+                .delete_in_batches(move |conn, limit| {
+                    sessions::delete_ended(conn, retention_start, limit)
+                })
+                .await?,
+            devices: self
+                .delete_in_batches(move |conn, limit| {
+                    devices::delete_expired(conn, now.naive_utc(), limit)
+                })
+                .await?,
+            // A day idle: older counters can no longer lock anything.
+            throttles: self
+                .write(move |conn| throttle::delete_idle(conn, now.timestamp() - 86_400))
+                .await?,
         })
-        .await
+    }
+
+    /// Runs `delete` (at most `limit` rows) in write transactions until one
+    /// deletes fewer than that; returns the total.
+    async fn delete_in_batches<F>(&self, delete: F) -> Result<usize, AuthError>
+    where
+        F: Fn(&mut DbConnection, i64) -> Result<usize, StoreError> + Clone + Send + 'static,
+    {
+        let mut total = 0;
+        loop {
+            let batch = delete.clone();
+            let deleted = self.write(move |conn| batch(conn, PRUNE_BATCH)).await?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as usize {
+                return Ok(total);
+            }
+        }
     }
 }
+
+/// Rows one pruning transaction deletes at most.
+const PRUNE_BATCH: i64 = 2_000;
 
 impl Authenticator {
     /// Re-encrypts every TOTP secret still sealed under a retiring key with

@@ -16,6 +16,7 @@ mod password_check;
 mod password_step;
 mod second_factor;
 mod security_log;
+mod session_cache;
 mod sessions;
 mod throttle;
 
@@ -48,6 +49,7 @@ use crate::store::{
 
 use attempt::{Attempt, Verdict};
 use security_log::Record as _;
+use session_cache::SessionCache;
 
 pub use account::SecurityLogEntry;
 pub use admin::{AccountSummary, Pruned};
@@ -74,6 +76,8 @@ pub struct FlowSettings {
     pub event_retention: Duration,
     /// Lifetime of a device token (known devices).
     pub device_ttl: Duration,
+    /// Live sessions kept in memory; 0: none.
+    pub session_cache_size: usize,
     pub limits: Limits,
 }
 
@@ -152,6 +156,12 @@ pub struct Authenticator {
 
 struct Inner {
     store: Store,
+    /// None when switched off, or when its feed could not start.
+    session_cache: Option<SessionCache>,
+    /// One per core, for CPU-bound work off the async workers (QR codes):
+    /// more threads at once would only queue on the cores, each holding its
+    /// buffers meanwhile.
+    cpu_turns: Arc<tokio::sync::Semaphore>,
     hasher: PasswordHasher,
     tokens: TokenKeys,
     secrets: SecretBox,
@@ -185,8 +195,21 @@ impl Authenticator {
         clock: Arc<dyn Clock>,
         settings: FlowSettings,
     ) -> Self {
+        let session_cache = (settings.session_cache_size > 0)
+            .then(|| SessionCache::start(&store, settings.session_cache_size))
+            .and_then(|started| {
+                started
+                    .inspect_err(|error| {
+                        tracing::warn!(%error, "no session cache: every request reads its session")
+                    })
+                    .ok()
+            });
         Self {
             inner: Arc::new(Inner {
+                session_cache,
+                cpu_turns: Arc::new(tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, usize::from),
+                )),
                 store,
                 hasher,
                 tokens: keys.tokens,
@@ -374,19 +397,19 @@ impl Authenticator {
             device_token: None,
         })
     }
+}
 
+impl Inner {
     /// Ten fresh codes: what to show, and what to store.
     fn new_recovery_codes(&self) -> (Vec<String>, Vec<String>) {
         (0..recovery::COUNT)
             .map(|_| {
                 let code = RecoveryCode::generate();
-                (code.display(), self.inner.recovery.hash(&code))
+                (code.display(), self.recovery.hash(&code))
             })
             .unzip()
     }
-}
 
-impl Inner {
     /// A second-factor attempt by `user_id` under the configured limits.
     fn attempt<'a>(
         &self,

@@ -43,9 +43,16 @@ impl Authenticator {
         let issuer = self.inner.settings.issuer.clone();
         let otpauth_uri = totp::otpauth_uri(&issuer, &username, &secret);
         let uri = otpauth_uri.clone();
-        let qr_png = tokio::task::spawn_blocking(move || qr::png(&uri))
+        let turn = Arc::clone(&self.inner.cpu_turns)
+            .acquire_owned()
             .await
-            .map_err(AuthError::internal)??;
+            .map_err(AuthError::internal)?;
+        let qr_png = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            qr::png(&uri)
+        })
+        .await
+        .map_err(AuthError::internal)??;
         Ok(Enrolment {
             secret,
             otpauth_uri,
@@ -64,7 +71,6 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<TokenGrant, AuthError> {
         let inner = Arc::clone(&self.inner);
-        let (codes, code_hashes) = self.new_recovery_codes();
         let step = move |conn: &mut DbConnection,
                          user: &UserRow,
                          client: &ClientInfo,
@@ -72,16 +78,18 @@ impl Authenticator {
             let Some(authenticator_id) = inner.accept_totp(conn, user, &code, now)? else {
                 return Ok(None);
             };
-            let at = now.naive_utc();
-            let first_enable = users::enable_two_factor(conn, &user.id)?;
-            if first_enable {
-                authenticators::confirm(conn, &authenticator_id, at)?;
-                recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
-                client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
+            // The usual sign-in of an enrolled user writes nothing more.
+            if user.two_factor_enabled || !users::enable_two_factor(conn, &user.id)? {
+                return Ok(Some(None));
             }
-            Ok(Some(first_enable))
+            let at = now.naive_utc();
+            let (codes, code_hashes) = inner.new_recovery_codes();
+            authenticators::confirm(conn, &authenticator_id, at)?;
+            recovery_codes::replace_all(conn, &user.id, &code_hashes, at)?;
+            client.record(conn, &user.id, EventKind::TwoFactorEnabled, at)?;
+            Ok(Some(Some(codes)))
         };
-        let (first_enable, mut grant) = self
+        let (recovery_codes, mut grant) = self
             .pass_second_factor(
                 pending,
                 client,
@@ -90,7 +98,7 @@ impl Authenticator {
                 step,
             )
             .await?;
-        grant.recovery_codes = first_enable.then_some(codes);
+        grant.recovery_codes = recovery_codes;
         Ok(grant)
     }
 

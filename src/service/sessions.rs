@@ -50,6 +50,14 @@ impl Authenticator {
     /// Resolves an access token to its live session and user.
     pub async fn authenticate(&self, token: &str) -> Result<Session, AuthError> {
         let now = self.now();
+        let cache = self.inner.session_cache.as_ref();
+        let miss = match cache {
+            Some(cache) => match cache.get(token, now).await {
+                Ok(session) => return Ok(session),
+                Err(miss) => miss,
+            },
+            None => None,
+        };
         let claims = self
             .inner
             .tokens
@@ -59,14 +67,21 @@ impl Authenticator {
                 TokenRejection::Invalid => AuthError::InvalidToken,
             })?;
         let (sid, sub) = (claims.sid.clone(), claims.sub.clone());
-        let user = self
+        let (user, session_expires_at) = self
             .read(move |conn| sessions::live_user(conn, &sid, &sub, now.naive_utc()))
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        Ok(Session {
-            account: Account::from(&user),
-            claims,
-        })
+        let account = Account::from(&user);
+        if let (Some(cache), Some(miss)) = (cache, miss) {
+            cache.insert(
+                miss,
+                token,
+                claims.clone(),
+                account.clone(),
+                session_expires_at.and_utc(),
+            );
+        }
+        Ok(Session { account, claims })
     }
 
     /// Rotates a refresh token: the old one dies, a new pair is issued with

@@ -56,9 +56,18 @@ pub fn delete_all_for_user(conn: &mut DbConnection, user_id: &str) -> Result<usi
     )
 }
 
-pub fn delete_expired(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
+pub fn delete_expired(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let old = diesel::alias!(device_tokens as old);
+    let expired = old
+        .filter(old.field(device_tokens::expires_at).lt(before))
+        .select(old.field(device_tokens::token_hash))
+        .limit(limit);
     Ok(
-        diesel::delete(device_tokens::table.filter(device_tokens::expires_at.lt(before)))
+        diesel::delete(device_tokens::table.filter(device_tokens::token_hash.eq_any(expired)))
             .execute(conn)?,
     )
 }

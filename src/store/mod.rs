@@ -7,6 +7,7 @@
 //! every execution, which cost more than the query itself.
 
 pub mod authenticators;
+pub mod change_feed;
 pub mod devices;
 pub mod key_fingerprints;
 pub mod pending;
@@ -14,18 +15,22 @@ pub mod recovery_codes;
 pub mod schema;
 pub mod security_log;
 pub mod sessions;
+mod sqlite_writer;
 pub mod throttle;
 pub mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::connection::{SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use sqlite_writer::SqliteWriter;
+use tokio::sync::Semaphore;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -202,13 +207,17 @@ impl ManageConnection for ConnectionFactory {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<ConnectionFactory>,
-    /// SQLite only: one writer at a time inside this process. SQLite
-    /// serialises writers anyway; queueing them here avoids its busy
-    /// handler, which sleeps and retries and wastes most of the wait.
-    sqlite_writer: Option<Arc<Mutex<()>>>,
+    /// SQLite only: the thread that runs every write transaction of this
+    /// process. SQLite serialises writers anyway; queueing them there avoids
+    /// its busy handler (which sleeps and retries and wastes most of the
+    /// wait) and lets one commit carry many transactions.
+    sqlite_writer: Option<SqliteWriter>,
     /// How long a request waits for a connection: bounded, so that while
     /// the database is away requests fail fast instead of piling up.
     checkout_timeout: Duration,
+    /// One per pooled connection: taken before a blocking thread is.
+    turns: Arc<Semaphore>,
+    url: DatabaseUrl,
 }
 
 /// The pool's connections at one moment.
@@ -251,14 +260,20 @@ impl Store {
             .test_on_check_out(false)
             .build(factory)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let sqlite_writer = (!url.is_postgres()).then(|| Arc::new(Mutex::new(())));
-        if let Some(writer) = &sqlite_writer {
-            spawn_checkpointer(pool.clone(), Arc::downgrade(writer));
-        }
+        let sqlite_writer = match url {
+            DatabaseUrl::Sqlite(_) => {
+                let writer = SqliteWriter::start(ConnectionFactory { url: url.clone() })?;
+                spawn_checkpointer(pool.clone(), writer.liveness());
+                Some(writer)
+            }
+            DatabaseUrl::Postgres(_) => None,
+        };
         Ok(Self {
             pool,
             sqlite_writer,
             checkout_timeout: DEFAULT_CHECKOUT_TIMEOUT,
+            turns: Arc::new(Semaphore::new(pool_size as usize)),
+            url: url.clone(),
         })
     }
 
@@ -298,11 +313,19 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let (pool, timeout) = (self.pool.clone(), self.checkout_timeout);
+        // A turn first, without a thread: a blocking thread per request
+        // waiting for a connection would cost a stack and a malloc arena
+        // each (tens of MiB at 64 connections) to wait for nothing.
+        let waiting = crate::metrics::db_pool_wait();
+        let turn = tokio::time::timeout(timeout, self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out waiting for a connection".into()))?
+            .map_err(|e| StoreError::Task(e.to_string()))?;
         tokio::task::spawn_blocking(move || {
-            let waiting = crate::metrics::db_pool_wait();
             let checked_out = pool.get_timeout(timeout);
             drop(waiting);
             let mut conn = checked_out.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let _turn = turn;
             work(&mut conn)
         })
         .await
@@ -316,14 +339,19 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let writer = self.sqlite_writer.clone();
-        self.read(move |conn| {
-            let _turn = writer
-                .as_ref()
-                .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-            write_transaction(conn, work)
-        })
-        .await
+        match &self.sqlite_writer {
+            Some(writer) => writer.transaction(work).await,
+            None => self.read(move |conn| write_transaction(conn, work)).await,
+        }
+    }
+
+    /// Follows the accounts whose sessions or user row change, on a thread
+    /// and connection of its own (see [`change_feed`]).
+    pub fn change_feed(
+        &self,
+        on_change: Box<dyn Fn(change_feed::Change) + Send>,
+    ) -> Result<change_feed::ChangeFeed, StoreError> {
+        change_feed::ChangeFeed::start(self.url.clone(), on_change)
     }
 
     /// Answers when the database does.
@@ -337,7 +365,7 @@ impl Store {
 /// thread of its own, so that no request's commit pays for a checkpoint (and
 /// its fsync). Stops once the `Store` is gone. Connections also checkpoint
 /// by themselves past 20,000 pages, should this thread fall behind.
-fn spawn_checkpointer(pool: r2d2::Pool<ConnectionFactory>, store_alive: Weak<Mutex<()>>) {
+fn spawn_checkpointer(pool: r2d2::Pool<ConnectionFactory>, store_alive: Weak<()>) {
     let spawned = std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
         .spawn(move || {
@@ -355,24 +383,15 @@ fn spawn_checkpointer(pool: r2d2::Pool<ConnectionFactory>, store_alive: Weak<Mut
     }
 }
 
-/// SQLite transactions that write must take the write lock up front
-/// (`BEGIN IMMEDIATE`): a deferred one that reads first and then writes fails
-/// with SQLITE_BUSY, without waiting, when another writer got in between.
+/// A write transaction on a pooled connection (PostgreSQL; SQLite's go
+/// through its writer thread).
 fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<StoreError>,
 {
-    match conn {
-        DbConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
-                .map_err(StoreError::from)?;
-        }
-        DbConnection::Postgres(_) => {
-            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)
-                .map_err(StoreError::from)?;
-        }
-    }
+    <DbConnection as Connection>::TransactionManager::begin_transaction(conn)
+        .map_err(StoreError::from)?;
     match work(conn) {
         Ok(value) => {
             <DbConnection as Connection>::TransactionManager::commit_transaction(conn)

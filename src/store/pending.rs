@@ -89,9 +89,18 @@ pub fn consume(
 }
 
 /// Forgets tokens that can no longer be used.
-pub fn delete_expired(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
+pub fn delete_expired(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let old = diesel::alias!(pending_tokens as old);
+    let expired = old
+        .filter(old.field(pending_tokens::expires_at).lt(before))
+        .select(old.field(pending_tokens::jti))
+        .limit(limit);
     Ok(
-        diesel::delete(pending_tokens::table.filter(pending_tokens::expires_at.lt(before)))
+        diesel::delete(pending_tokens::table.filter(pending_tokens::jti.eq_any(expired)))
             .execute(conn)?,
     )
 }

@@ -47,12 +47,16 @@ pub fn latest(
 }
 
 /// Forgets events older than `before`.
+/// Deletes up to `limit` events older than `before`; returns how many.
 pub fn delete_older_than(
     conn: &mut DbConnection,
     before: NaiveDateTime,
+    limit: i64,
 ) -> Result<usize, StoreError> {
-    Ok(
-        diesel::delete(auth_events::table.filter(auth_events::created_at.lt(before)))
-            .execute(conn)?,
-    )
+    let old = diesel::alias!(auth_events as old);
+    let oldest = old
+        .filter(old.field(auth_events::created_at).lt(before))
+        .select(old.field(auth_events::id))
+        .limit(limit);
+    Ok(diesel::delete(auth_events::table.filter(auth_events::id.eq_any(oldest))).execute(conn)?)
 }

@@ -26,21 +26,22 @@ pub fn insert(conn: &mut DbConnection, session: &NewSession<'_>) -> Result<(), S
     Ok(())
 }
 
-/// The session's user, if the session is live: one indexed lookup that
-/// every request with an access token pays.
+/// The session's user and the session's end, if the session is live: one
+/// indexed lookup, for every request with an access token the session
+/// cache cannot vouch for.
 pub fn live_user(
     conn: &mut DbConnection,
     session_id: &str,
     user_id: &str,
     now: NaiveDateTime,
-) -> Result<Option<UserRow>, StoreError> {
+) -> Result<Option<(UserRow, NaiveDateTime)>, StoreError> {
     Ok(sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(session_id))
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
-        .select(UserRow::as_select())
+        .select((UserRow::as_select(), sessions::expires_at))
         .get_result(conn)
         .optional()?)
 }
@@ -230,13 +231,19 @@ pub fn count_live(
 }
 
 /// Forgets sessions (and their refresh tokens) that ended before `before`.
-pub fn delete_ended(conn: &mut DbConnection, before: NaiveDateTime) -> Result<usize, StoreError> {
-    Ok(diesel::delete(
-        sessions::table.filter(
-            sessions::expires_at
+pub fn delete_ended(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let old = diesel::alias!(sessions as old);
+    let ended = old
+        .filter(
+            old.field(sessions::expires_at)
                 .lt(before)
-                .or(sessions::revoked_at.lt(before)),
-        ),
-    )
-    .execute(conn)?)
+                .or(old.field(sessions::revoked_at).lt(before)),
+        )
+        .select(old.field(sessions::id))
+        .limit(limit);
+    Ok(diesel::delete(sessions::table.filter(sessions::id.eq_any(ended))).execute(conn)?)
 }

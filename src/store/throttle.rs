@@ -3,11 +3,12 @@
 //! transactions are serialised already) until the transaction ends.
 
 use diesel::prelude::*;
+use diesel::upsert::excluded;
 
 use super::schema::{check_claims, failure_counters, rate_buckets};
 use super::{DbConnection, StoreError};
 
-#[derive(Debug, Clone, Copy, Queryable, Selectable, AsChangeset)]
+#[derive(Debug, Clone, Copy, Default, Queryable, Selectable, AsChangeset, Insertable)]
 #[diesel(table_name = failure_counters)]
 pub struct CounterRow {
     pub failures: i32,
@@ -21,33 +22,45 @@ pub struct CounterRow {
 
 /// The counter for `key` (zeros if new), locked for this transaction.
 pub fn lock_counter(conn: &mut DbConnection, key: &str) -> Result<CounterRow, StoreError> {
-    let insert = diesel::insert_into(failure_counters::table).values(failure_counters::key.eq(key));
-    let query = || failure_counters::table.find(key);
     // `ON CONFLICT` and `FOR UPDATE` do not go through diesel's
     // MultiConnection: run them on the backend's own connection.
     Ok(match conn {
-        DbConnection::Postgres(pg) => {
-            insert.on_conflict_do_nothing().execute(pg)?;
-            query()
-                .select(CounterRow::as_select())
-                .for_update()
-                .get_result(pg)?
-        }
-        DbConnection::Sqlite(sqlite) => {
-            insert.on_conflict_do_nothing().execute(sqlite)?;
-            query().select(CounterRow::as_select()).get_result(sqlite)?
-        }
+        // One round trip: a row, new or old, locked by the no-op update
+        // (a new row is needed to lock an account that has none yet).
+        DbConnection::Postgres(pg) => diesel::insert_into(failure_counters::table)
+            .values(failure_counters::key.eq(key))
+            .on_conflict(failure_counters::key)
+            .do_update()
+            .set(failure_counters::key.eq(excluded(failure_counters::key)))
+            .returning(CounterRow::as_returning())
+            .get_result(pg)?,
+        // Write transactions are serialised already: a read is enough, and
+        // an account without a row needs none until it has something to
+        // count ([`save_counter`] creates it).
+        DbConnection::Sqlite(sqlite) => failure_counters::table
+            .find(key)
+            .select(CounterRow::as_select())
+            .get_result(sqlite)
+            .optional()?
+            .unwrap_or_default(),
     })
 }
 
+/// Stores the counter for `key`, creating its row if it has none.
 pub fn save_counter(
     conn: &mut DbConnection,
     key: &str,
     row: &CounterRow,
 ) -> Result<(), StoreError> {
-    diesel::update(failure_counters::table.find(key))
-        .set(row)
-        .execute(conn)?;
+    let upsert = diesel::insert_into(failure_counters::table)
+        .values((failure_counters::key.eq(key), *row))
+        .on_conflict(failure_counters::key)
+        .do_update()
+        .set(row);
+    match conn {
+        DbConnection::Postgres(pg) => upsert.execute(pg)?,
+        DbConnection::Sqlite(sqlite) => upsert.execute(sqlite)?,
+    };
     Ok(())
 }
 

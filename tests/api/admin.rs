@@ -103,7 +103,37 @@ async fn admin_commands_fail_for_an_unknown_user(app: TestApp) {
     let _: Value = response.json().await.unwrap();
 }
 
+/// `admin prune` forgets events past the retention period, more than one
+/// transaction's worth, and keeps the recent ones.
+async fn prune_forgets_old_events_in_batches_and_keeps_recent_ones(app: TestApp) {
+    let user = app.enrolled_user(&unique_name("prune")).await;
+    let recent = app.event_types(&user.tokens).await;
+    let long_ago = if app.database_url.starts_with("postgres") {
+        "TIMESTAMP '2020-01-01 00:00:00'"
+    } else {
+        "'2020-01-01 00:00:00'"
+    };
+    app.execute_sql(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500) \
+         INSERT INTO auth_events (user_id, event_type, created_at) \
+         SELECT '{}', 'login_failed', {long_ago} FROM n",
+        user.user_id
+    ));
+    let (ok, out, err) = otpgate(&app, &["admin", "prune"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pruned 4500 event(s)"), "{out}");
+    assert_eq!(
+        app.event_types(&user.tokens).await,
+        recent,
+        "recent events kept"
+    );
+    let (ok, out, err) = otpgate(&app, &["admin", "prune"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("pruned 0 event(s)"), "{out}");
+}
+
 on_both_backends!(
+    prune_forgets_old_events_in_batches_and_keeps_recent_ones,
     admin_commands_act_on_a_real_account,
     reset_2fa_revokes_sessions_and_erases_recovery_codes,
     admin_commands_fail_for_an_unknown_user

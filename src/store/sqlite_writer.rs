@@ -1,0 +1,189 @@
+//! SQLite's one writer, as a thread of its own: write transactions queue
+//! here instead of taking turns on a lock, and those that queued while a
+//! commit ran go into the next one together (group commit). Each keeps
+//! its own outcome: it runs inside a savepoint that is rolled back if it
+//! fails, and its answer is sent only once the shared commit has succeeded,
+//! so nothing is acknowledged that a crash could lose, and one request's
+//! failure undoes nothing of another's.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Weak, mpsc};
+
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, R2D2Connection};
+use tokio::sync::oneshot;
+
+use super::{ConnectionFactory, DbConnection, StoreError};
+
+/// The most transactions one commit takes: bounds how long a request
+/// waits behind others' work.
+const MAX_BATCH: usize = 64;
+
+/// Runs a queued transaction's work (inside its savepoint) on the
+/// connection, or fails it if no transaction could start; returns what
+/// sends its answer once the commit's outcome is known.
+type Job = Box<dyn FnOnce(Result<&mut DbConnection, &StoreError>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(&Result<(), StoreError>) + Send>;
+
+/// A handle on the writer thread; the thread ends with the last handle.
+#[derive(Clone)]
+pub(super) struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+    /// Lives as long as a handle does (for threads that should not outlive
+    /// the store, such as the checkpointer).
+    alive: Arc<()>,
+}
+
+impl SqliteWriter {
+    pub fn start(factory: ConnectionFactory) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&factory, &queue))
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        Ok(Self {
+            jobs,
+            alive: Arc::new(()),
+        })
+    }
+
+    /// Gone once every handle is.
+    pub fn liveness(&self) -> Weak<()> {
+        Arc::downgrade(&self.alive)
+    }
+
+    /// Runs `work` in a write transaction; its result once committed.
+    pub async fn transaction<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let outcome = match conn {
+                Ok(conn) => in_savepoint(conn, work),
+                Err(error) => Err(copy_of(error).into()),
+            };
+            Box::new(move |committed: &Result<(), StoreError>| {
+                let result = match (committed, outcome) {
+                    (Ok(()), outcome) => outcome,
+                    // Not committed: whatever it did is gone.
+                    (Err(error), _) => Err(copy_of(error).into()),
+                };
+                // The request may have gone away meanwhile.
+                let _ = answer.send(result);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Task("the SQLite writer has stopped".into()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Task("the SQLite writer dropped a transaction".into()))?
+    }
+}
+
+/// `work` in a savepoint: kept if it succeeds, rolled back if not.
+fn in_savepoint<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    <DbConnection as Connection>::TransactionManager::begin_transaction(conn)
+        .map_err(StoreError::from)?;
+    match catch_unwind(AssertUnwindSafe(|| work(conn))) {
+        Ok(Ok(value)) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(StoreError::from)?;
+            Ok(value)
+        }
+        Ok(Err(error)) => {
+            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+                .map_err(StoreError::from)?;
+            Err(error)
+        }
+        Err(_) => {
+            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+                .map_err(StoreError::from)?;
+            Err(StoreError::Task("a write transaction panicked".into()).into())
+        }
+    }
+}
+
+fn run(factory: &ConnectionFactory, queue: &mpsc::Receiver<Job>) {
+    let mut connection: Option<DbConnection> = None;
+    // Ends when every handle (and so every sender) is gone.
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        let conn = match connection.take().map_or_else(|| connect(factory), Ok) {
+            Ok(conn) => connection.insert(conn),
+            Err(error) => {
+                fail_all(batch, &error);
+                continue;
+            }
+        };
+        if let Err(error) = begin(conn) {
+            fail_all(batch, &error);
+            continue;
+        }
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(Ok(&mut *conn))).collect();
+        let committed = commit(conn);
+        if committed.is_err() || conn.is_broken() {
+            connection = None;
+        }
+        for reply in replies {
+            reply(&committed);
+        }
+    }
+}
+
+fn connect(factory: &ConnectionFactory) -> Result<DbConnection, StoreError> {
+    factory
+        .connect()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// Takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
+/// transaction that reads first and then writes fails without waiting when
+/// another process wrote in between.
+fn begin(conn: &mut DbConnection) -> Result<(), StoreError> {
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            Ok(())
+        }
+        DbConnection::Postgres(_) => Err(StoreError::Task(
+            "the SQLite writer was given a PostgreSQL connection".into(),
+        )),
+    }
+}
+
+fn commit(conn: &mut DbConnection) -> Result<(), StoreError> {
+    let committed = <DbConnection as Connection>::TransactionManager::commit_transaction(conn);
+    if committed.is_err() {
+        // Leaves no transaction open behind a failed commit.
+        let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+    }
+    committed.map_err(StoreError::from)
+}
+
+/// Answers every job of `batch` with `error`, running none of them.
+fn fail_all(batch: Vec<Job>, error: &StoreError) {
+    tracing::warn!(%error, "SQLite write transaction could not start");
+    for job in batch {
+        job(Err(error))(&Ok(()));
+    }
+}
+
+/// The same failure for another waiting request (the causes of a query
+/// error cannot be cloned; their message is kept).
+fn copy_of(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        StoreError::UniqueViolation => StoreError::UniqueViolation,
+        other => StoreError::Task(other.to_string()),
+    }
+}
