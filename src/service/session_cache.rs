@@ -13,8 +13,7 @@ use std::sync::{Arc, RwLock, Weak};
 
 use chrono::{DateTime, Utc};
 
-use super::{Account, Session};
-use crate::auth::tokens::AccessClaims;
+use super::Session;
 use crate::store::change_feed::{Change, ChangeFeed};
 use crate::store::{Store, StoreError};
 
@@ -32,7 +31,7 @@ struct Entries {
 }
 
 struct Entry {
-    session: Session,
+    session: Arc<Session>,
     session_expires_at: DateTime<Utc>,
 }
 
@@ -60,7 +59,7 @@ impl SessionCache {
     /// live at `now`; otherwise where the miss stands (None: the cache can
     /// vouch for nothing now). Waits for the change feed (a database round
     /// trip shared by every waiting request).
-    pub async fn get(&self, token: &str, now: DateTime<Utc>) -> Result<Session, Option<Miss>> {
+    pub async fn get(&self, token: &str, now: DateTime<Utc>) -> Result<Arc<Session>, Option<Miss>> {
         let evictions = self.entries.evictions.load(Ordering::Acquire);
         if !self.feed.caught_up().await {
             return Err(None);
@@ -72,7 +71,7 @@ impl SessionCache {
                     && entry.session_expires_at > now =>
             {
                 crate::metrics::session_cache(true);
-                Ok(entry.session.clone())
+                Ok(Arc::clone(&entry.session))
             }
             _ => {
                 crate::metrics::session_cache(false);
@@ -87,8 +86,7 @@ impl SessionCache {
         &self,
         miss: Miss,
         token: &str,
-        claims: AccessClaims,
-        account: Account,
+        session: Arc<Session>,
         session_expires_at: DateTime<Utc>,
     ) {
         let mut by_token = self
@@ -108,7 +106,7 @@ impl SessionCache {
         by_token.insert(
             token.to_owned(),
             Entry {
-                session: Session { claims, account },
+                session,
                 session_expires_at,
             },
         );

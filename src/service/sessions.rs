@@ -1,6 +1,8 @@
 //! Sessions after the second factor: access checks, refresh, the user's
 //! list of sessions, logout.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::security_log::Record as _;
@@ -48,7 +50,7 @@ enum Refreshed {
 
 impl Authenticator {
     /// Resolves an access token to its live session and user.
-    pub async fn authenticate(&self, token: &str) -> Result<Session, AuthError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<Session>, AuthError> {
         let now = self.now();
         let cache = self.inner.session_cache.as_ref();
         let miss = match cache {
@@ -71,17 +73,19 @@ impl Authenticator {
             .read(move |conn| sessions::live_user(conn, &sid, &sub, now.naive_utc()))
             .await?
             .ok_or(AuthError::InvalidToken)?;
-        let account = Account::from(&user);
+        let session = Arc::new(Session {
+            account: Account::from(&user),
+            claims,
+        });
         if let (Some(cache), Some(miss)) = (cache, miss) {
             cache.insert(
                 miss,
                 token,
-                claims.clone(),
-                account.clone(),
+                Arc::clone(&session),
                 session_expires_at.and_utc(),
             );
         }
-        Ok(Session { account, claims })
+        Ok(session)
     }
 
     /// Rotates a refresh token: the old one dies, a new pair is issued with

@@ -31,7 +31,7 @@ use crate::service::Authenticator;
 )]
 #[get("/me")]
 pub async fn me(session: AccessSession) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(User::from(session.0.account)))
+    Ok(HttpResponse::Ok().json(User::from(session.0.account.clone())))
 }
 
 /// One entry of the security log.
