@@ -47,12 +47,15 @@ pub fn confirmed(
     conn: &mut DbConnection,
     user_id: &str,
 ) -> Result<Vec<AuthenticatorRow>, StoreError> {
-    Ok(authenticators::table
-        .filter(authenticators::user_id.eq(user_id))
-        .filter(authenticators::confirmed_at.is_not_null())
-        .order((authenticators::created_at, authenticators::id))
-        .select(AuthenticatorRow::as_select())
-        .load(conn)?)
+    Ok(on_backend!(
+        conn,
+        authenticators::table
+            .filter(authenticators::user_id.eq(user_id))
+            .filter(authenticators::confirmed_at.is_not_null())
+            .order((authenticators::created_at, authenticators::id))
+            .select(AuthenticatorRow::as_select())
+            .load(conn)
+    )?)
 }
 
 /// The user's authenticator being enrolled, if any.
@@ -60,12 +63,15 @@ pub fn unconfirmed(
     conn: &mut DbConnection,
     user_id: &str,
 ) -> Result<Option<AuthenticatorRow>, StoreError> {
-    Ok(authenticators::table
-        .filter(authenticators::user_id.eq(user_id))
-        .filter(authenticators::confirmed_at.is_null())
-        .select(AuthenticatorRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    Ok(on_backend!(
+        conn,
+        authenticators::table
+            .filter(authenticators::user_id.eq(user_id))
+            .filter(authenticators::confirmed_at.is_null())
+            .select(AuthenticatorRow::as_select())
+            .get_result(conn)
+            .optional()
+    )?)
 }
 
 /// Forgets the user's enrolment in progress, if any.
@@ -88,7 +94,7 @@ pub fn advance_step(
     step: i64,
     at: NaiveDateTime,
 ) -> Result<bool, StoreError> {
-    let updated = diesel::update(
+    let update = diesel::update(
         authenticators::table.find(id).filter(
             authenticators::last_step
                 .is_null()
@@ -98,21 +104,19 @@ pub fn advance_step(
     .set((
         authenticators::last_step.eq(step),
         authenticators::last_used_at.eq(at),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
+    ));
+    Ok(on_backend!(conn, update.execute(conn))? == 1)
 }
 
 /// Confirms an unconfirmed authenticator; returns whether it was one.
 pub fn confirm(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<bool, StoreError> {
-    let updated = diesel::update(
+    let update = diesel::update(
         authenticators::table
             .find(id)
             .filter(authenticators::confirmed_at.is_null()),
     )
-    .set(authenticators::confirmed_at.eq(at))
-    .execute(conn)?;
-    Ok(updated == 1)
+    .set(authenticators::confirmed_at.eq(at));
+    Ok(on_backend!(conn, update.execute(conn))? == 1)
 }
 
 /// Removes one authenticator of the user; returns whether it existed.

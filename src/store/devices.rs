@@ -16,9 +16,8 @@ pub struct NewDevice<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, device: &NewDevice<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(device_tokens::table)
-        .values(device)
-        .execute(conn)?;
+    let insert = diesel::insert_into(device_tokens::table).values(device);
+    on_backend!(conn, insert.execute(conn))?;
     Ok(())
 }
 

@@ -29,9 +29,8 @@ pub struct NewPending<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, pending: &NewPending<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(pending_tokens::table)
-        .values(pending)
-        .execute(conn)?;
+    let insert = diesel::insert_into(pending_tokens::table).values(pending);
+    on_backend!(conn, insert.execute(conn))?;
     Ok(())
 }
 
@@ -41,13 +40,16 @@ pub fn find_with_user(
     jti: &str,
     user_id: &str,
 ) -> Result<Option<(PendingRow, UserRow)>, StoreError> {
-    Ok(pending_tokens::table
-        .inner_join(users::table)
-        .filter(pending_tokens::jti.eq(jti))
-        .filter(pending_tokens::user_id.eq(user_id))
-        .select((PendingRow::as_select(), UserRow::as_select()))
-        .get_result(conn)
-        .optional()?)
+    Ok(on_backend!(
+        conn,
+        pending_tokens::table
+            .inner_join(users::table)
+            .filter(pending_tokens::jti.eq(jti))
+            .filter(pending_tokens::user_id.eq(user_id))
+            .select((PendingRow::as_select(), UserRow::as_select()))
+            .get_result(conn)
+            .optional()
+    )?)
 }
 
 /// Counts one failed code against a live token, atomically (a spent or
@@ -57,14 +59,14 @@ pub fn record_failure(
     jti: &str,
     max_attempts: i32,
 ) -> Result<(), StoreError> {
-    diesel::update(
+    let update = diesel::update(
         pending_tokens::table
             .filter(pending_tokens::jti.eq(jti))
             .filter(pending_tokens::consumed_at.is_null())
             .filter(pending_tokens::failed_attempts.lt(max_attempts)),
     )
-    .set(pending_tokens::failed_attempts.eq(pending_tokens::failed_attempts + 1))
-    .execute(conn)?;
+    .set(pending_tokens::failed_attempts.eq(pending_tokens::failed_attempts + 1));
+    on_backend!(conn, update.execute(conn))?;
     Ok(())
 }
 
@@ -76,16 +78,15 @@ pub fn consume(
     max_attempts: i32,
     now: NaiveDateTime,
 ) -> Result<bool, StoreError> {
-    let updated = diesel::update(
+    let update = diesel::update(
         pending_tokens::table
             .filter(pending_tokens::jti.eq(jti))
             .filter(pending_tokens::consumed_at.is_null())
             .filter(pending_tokens::failed_attempts.lt(max_attempts))
             .filter(pending_tokens::expires_at.gt(now)),
     )
-    .set(pending_tokens::consumed_at.eq(now))
-    .execute(conn)?;
-    Ok(updated == 1)
+    .set(pending_tokens::consumed_at.eq(now));
+    Ok(on_backend!(conn, update.execute(conn))? == 1)
 }
 
 /// Forgets tokens that can no longer be used.

@@ -30,13 +30,10 @@ pub fn replace_all(
             created_at: now,
         })
         .collect();
-    let insert = || diesel::insert_into(recovery_codes::table).values(&rows);
     // One multi-row INSERT; it does not go through diesel's MultiConnection
-    // (SQLite's batch form differs), so run it on the backend's connection.
-    match conn {
-        DbConnection::Postgres(pg) => insert().execute(pg)?,
-        DbConnection::Sqlite(sqlite) => insert().execute(sqlite)?,
-    };
+    // (SQLite's batch form differs).
+    let insert = diesel::insert_into(recovery_codes::table).values(&rows);
+    on_backend!(conn, insert.execute(conn))?;
     Ok(())
 }
 

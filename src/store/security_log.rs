@@ -26,9 +26,8 @@ pub struct EventRow {
 }
 
 pub fn insert(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(auth_events::table)
-        .values(event)
-        .execute(conn)?;
+    let insert = diesel::insert_into(auth_events::table).values(event);
+    on_backend!(conn, insert.execute(conn))?;
     Ok(())
 }
 

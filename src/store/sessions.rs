@@ -20,9 +20,8 @@ pub struct NewSession<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, session: &NewSession<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(sessions::table)
-        .values(session)
-        .execute(conn)?;
+    let insert = diesel::insert_into(sessions::table).values(session);
+    on_backend!(conn, insert.execute(conn))?;
     Ok(())
 }
 
@@ -35,15 +34,18 @@ pub fn live_user(
     user_id: &str,
     now: NaiveDateTime,
 ) -> Result<Option<(UserRow, NaiveDateTime)>, StoreError> {
-    Ok(sessions::table
-        .inner_join(users::table)
-        .filter(sessions::id.eq(session_id))
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(now))
-        .select((UserRow::as_select(), sessions::expires_at))
-        .get_result(conn)
-        .optional()?)
+    Ok(on_backend!(
+        conn,
+        sessions::table
+            .inner_join(users::table)
+            .filter(sessions::id.eq(session_id))
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now))
+            .select((UserRow::as_select(), sessions::expires_at))
+            .get_result(conn)
+            .optional()
+    )?)
 }
 
 /// Revokes one live session; returns false if it was not live.
@@ -108,9 +110,9 @@ pub fn touch(
     session_id: &str,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
-    diesel::update(sessions::table.find(session_id))
-        .set(sessions::last_used_at.eq(now))
-        .execute(conn)?;
+    let update =
+        diesel::update(sessions::table.find(session_id)).set(sessions::last_used_at.eq(now));
+    on_backend!(conn, update.execute(conn))?;
     Ok(())
 }
 
@@ -150,9 +152,8 @@ pub struct NewRefresh<'a> {
 }
 
 pub fn insert_refresh(conn: &mut DbConnection, refresh: &NewRefresh<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(refresh_tokens::table)
-        .values(refresh)
-        .execute(conn)?;
+    let insert = diesel::insert_into(refresh_tokens::table).values(refresh);
+    on_backend!(conn, insert.execute(conn))?;
     Ok(())
 }
 
@@ -161,12 +162,15 @@ pub fn find_refresh(
     conn: &mut DbConnection,
     token_hash: &str,
 ) -> Result<Option<(RefreshRow, SessionRow)>, StoreError> {
-    Ok(refresh_tokens::table
-        .inner_join(sessions::table)
-        .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select((RefreshRow::as_select(), SessionRow::as_select()))
-        .get_result(conn)
-        .optional()?)
+    Ok(on_backend!(
+        conn,
+        refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select((RefreshRow::as_select(), SessionRow::as_select()))
+            .get_result(conn)
+            .optional()
+    )?)
 }
 
 /// Retires the current refresh token; false if it was already retired (a
@@ -176,14 +180,13 @@ pub fn rotate_refresh(
     token_hash: &str,
     now: NaiveDateTime,
 ) -> Result<bool, StoreError> {
-    let updated = diesel::update(
+    let update = diesel::update(
         refresh_tokens::table
             .filter(refresh_tokens::token_hash.eq(token_hash))
             .filter(refresh_tokens::rotated_at.is_null()),
     )
-    .set(refresh_tokens::rotated_at.eq(now))
-    .execute(conn)?;
-    Ok(updated == 1)
+    .set(refresh_tokens::rotated_at.eq(now));
+    Ok(on_backend!(conn, update.execute(conn))? == 1)
 }
 
 /// Revokes a session whatever its state; returns whether it was live.

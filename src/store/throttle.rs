@@ -57,10 +57,7 @@ pub fn save_counter(
         .on_conflict(failure_counters::key)
         .do_update()
         .set(row);
-    match conn {
-        DbConnection::Postgres(pg) => upsert.execute(pg)?,
-        DbConnection::Sqlite(sqlite) => upsert.execute(sqlite)?,
-    };
+    on_backend!(conn, upsert.execute(conn))?;
     Ok(())
 }
 

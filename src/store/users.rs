@@ -29,9 +29,10 @@ pub struct NewUser<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, user: &NewUser<'_>) -> Result<(), StoreError> {
-    diesel::insert_into(users::table)
-        .values(user)
-        .execute(conn)?;
+    on_backend!(
+        conn,
+        diesel::insert_into(users::table).values(user).execute(conn)
+    )?;
     Ok(())
 }
 
@@ -39,38 +40,46 @@ pub fn find_by_key(
     conn: &mut DbConnection,
     username_key: &str,
 ) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
-        .filter(users::username_key.eq(username_key))
-        .select(UserRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    Ok(on_backend!(
+        conn,
+        users::table
+            .filter(users::username_key.eq(username_key))
+            .select(UserRow::as_select())
+            .get_result(conn)
+            .optional()
+    )?)
 }
 
 pub fn key_exists(conn: &mut DbConnection, username_key: &str) -> Result<bool, StoreError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        users::table.filter(users::username_key.eq(username_key)),
-    ))
-    .get_result(conn)?)
+    Ok(on_backend!(
+        conn,
+        diesel::select(diesel::dsl::exists(
+            users::table.filter(users::username_key.eq(username_key)),
+        ))
+        .get_result(conn)
+    )?)
 }
 
 /// Turns two-factor on; returns whether it was off before.
 pub fn enable_two_factor(conn: &mut DbConnection, user_id: &str) -> Result<bool, StoreError> {
-    let updated = diesel::update(
+    let update = diesel::update(
         users::table
             .filter(users::id.eq(user_id))
             .filter(users::two_factor_enabled.eq(false)),
     )
-    .set(users::two_factor_enabled.eq(true))
-    .execute(conn)?;
-    Ok(updated == 1)
+    .set(users::two_factor_enabled.eq(true));
+    Ok(on_backend!(conn, update.execute(conn))? == 1)
 }
 
 pub fn find_by_id(conn: &mut DbConnection, user_id: &str) -> Result<Option<UserRow>, StoreError> {
-    Ok(users::table
-        .find(user_id)
-        .select(UserRow::as_select())
-        .get_result(conn)
-        .optional()?)
+    Ok(on_backend!(
+        conn,
+        users::table
+            .find(user_id)
+            .select(UserRow::as_select())
+            .get_result(conn)
+            .optional()
+    )?)
 }
 
 pub fn set_password_hash(
