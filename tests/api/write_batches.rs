@@ -2,7 +2,11 @@
 //! together (each in a savepoint of its own): a request whose transaction
 //! fails must undo only its own writes, and every other one must commit.
 //! (On PostgreSQL each request has its own transaction: the same checks
-//! hold trivially.)
+//! hold trivially.) A transaction that fails after it wrote is covered by
+//! `authenticators::adding_refuses_wrong_codes_bad_names_and_taken_names`:
+//! a taken name refused after the code was accepted must leave the code
+//! unspent, which fails on SQLite when the writer runs a request's work
+//! without its savepoint.
 
 use reqwest::StatusCode;
 use serde_json::json;
