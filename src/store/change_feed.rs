@@ -18,6 +18,8 @@ use super::{ConnectionFactory, DatabaseUrl, DbConnection, StoreError};
 
 /// The PostgreSQL channel the triggers notify.
 const CHANNEL: &str = "otpgate_account_changes";
+/// How often the feed is read when no request asks.
+const IDLE_READ: Duration = Duration::from_secs(1);
 /// After a failed read, how long requests are told "not caught up" (and go
 /// to the database themselves) before the feed reconnects.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -147,10 +149,17 @@ impl Reader {
                 let mut state = shared.lock();
                 while !state.wanted && !state.stopping {
                     state.idle = true;
-                    state = shared
+                    let (woken, waited) = shared
                         .wake
-                        .wait(state)
+                        .wait_timeout(state, IDLE_READ)
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    state = woken;
+                    if waited.timed_out() {
+                        // Read anyway: PostgreSQL queues notifications for
+                        // a listener until it reads them, for every
+                        // instance's commits, and an unread queue grows.
+                        break;
+                    }
                 }
                 if state.stopping {
                     return;
