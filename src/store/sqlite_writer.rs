@@ -129,8 +129,30 @@ fn run(factory: &ConnectionFactory, queue: &mpsc::Receiver<Job>) {
             fail_all(batch, &error);
             continue;
         }
-        let replies: Vec<Reply> = batch.into_iter().map(|job| job(Ok(&mut *conn))).collect();
-        let committed = commit(conn);
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let mut jobs = batch.into_iter();
+        let mut broken = false;
+        for job in jobs.by_ref() {
+            replies.push(job(Ok(&mut *conn)));
+            // A savepoint that could not be rolled back (SQLite rolls the
+            // whole transaction back on some errors): the jobs after it
+            // must not run outside the transaction, nor any of the batch
+            // count as done.
+            if !in_outer_transaction(conn) {
+                broken = true;
+                break;
+            }
+        }
+        let committed = if broken {
+            let error = StoreError::Unavailable("the SQLite write transaction broke".into());
+            for job in jobs {
+                replies.push(job(Err(&error)));
+            }
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(error)
+        } else {
+            commit(conn)
+        };
         if committed.is_err() || conn.is_broken() {
             connection = None;
         }
@@ -138,6 +160,15 @@ fn run(factory: &ConnectionFactory, queue: &mpsc::Receiver<Job>) {
             reply(&committed);
         }
     }
+}
+
+/// Whether `conn` is still in the batch's transaction, and only in it.
+fn in_outer_transaction(conn: &mut DbConnection) -> bool {
+    matches!(
+        <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+            .transaction_depth(),
+        Ok(Some(depth)) if depth.get() == 1
+    )
 }
 
 fn connect(factory: &ConnectionFactory) -> Result<DbConnection, StoreError> {
