@@ -397,8 +397,9 @@ fn spawn_checkpointer(pool: r2d2::Pool<ConnectionFactory>, store_alive: Weak<()>
     }
 }
 
-/// A write transaction on a pooled connection (PostgreSQL; SQLite's go
-/// through its writer thread).
+/// `work` in a transaction: committed if it succeeds, rolled back if not.
+/// On a connection already in one (SQLite's writer) diesel makes it a
+/// savepoint. PostgreSQL's write transactions run it on a pooled connection.
 fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,

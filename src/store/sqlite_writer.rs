@@ -14,7 +14,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, R2D2Connection};
 use tokio::sync::oneshot;
 
-use super::{ConnectionFactory, DbConnection, StoreError};
+use super::{ConnectionFactory, DbConnection, StoreError, write_transaction};
 
 /// The most transactions one commit takes: bounds how long a request
 /// waits behind others' work.
@@ -85,31 +85,18 @@ impl SqliteWriter {
     }
 }
 
-/// `work` in a savepoint: kept if it succeeds, rolled back if not.
+/// `work` in a savepoint (the batch's transaction is open): kept if it
+/// succeeds, rolled back if it fails or panics (a panic must not end the
+/// writer thread).
 fn in_savepoint<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<StoreError>,
 {
-    <DbConnection as Connection>::TransactionManager::begin_transaction(conn)
-        .map_err(StoreError::from)?;
-    match catch_unwind(AssertUnwindSafe(|| work(conn))) {
-        Ok(Ok(value)) => {
-            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
-                .map_err(StoreError::from)?;
-            Ok(value)
-        }
-        Ok(Err(error)) => {
-            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
-                .map_err(StoreError::from)?;
-            Err(error)
-        }
-        Err(_) => {
-            <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
-                .map_err(StoreError::from)?;
-            Err(StoreError::Task("a write transaction panicked".into()).into())
-        }
-    }
+    write_transaction(conn, |conn| {
+        catch_unwind(AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Task("a write transaction panicked".into()).into()))
+    })
 }
 
 fn run(factory: &ConnectionFactory, queue: &mpsc::Receiver<Job>) {

@@ -126,10 +126,8 @@ pub fn claim(conn: &mut DbConnection, key: &str, now: i64, until: i64) -> Result
         check_claims::key.eq(key),
         check_claims::held_until.eq(0_i64),
     ));
-    match conn {
-        DbConnection::Postgres(pg) => insert.on_conflict_do_nothing().execute(pg)?,
-        DbConnection::Sqlite(sqlite) => insert.on_conflict_do_nothing().execute(sqlite)?,
-    };
+    // `ON CONFLICT` does not go through diesel's MultiConnection.
+    on_backend!(conn, insert.on_conflict_do_nothing().execute(conn))?;
     let claimed = diesel::update(
         check_claims::table
             .find(key)
